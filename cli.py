@@ -1,0 +1,189 @@
+"""The `crm` command: check, build and run a CRM site from its YAML configuration.
+
+`--site`, `--database` and `--debug` may stand before or after the sub-command. Errors are one
+sentence on standard error (a traceback only with `--debug`); a failing command changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+import engine
+from engine.config.layers import available_packs, site_from_environment
+
+SCHEMA_FILE = ".crm/config.schema.json"
+
+
+class CommandFailed(click.ClickException):
+    """A command that could not do its work; printed as one sentence, exit status 1."""
+
+    exit_code = 1
+
+    def show(self, file=None):
+        click.echo(f"crm: {self.format_message()}", err=True)
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value):
+    if value is not None and value is not False:
+        ctx.find_root().meta[param.name] = value
+    return value
+
+
+def common_options(func):
+    """Accept --site, --database and --debug on a sub-command as well as before it."""
+    for option in (
+        click.option("--site", type=click.Path(file_okay=False), expose_value=False,
+                     callback=_remember, help="Site folder (default: $CRM_SITE, else ./site)."),
+        click.option("--database", expose_value=False, callback=_remember,
+                     help="Database URL (default: $CRM_DATABASE_URL, else app.yaml)."),
+        click.option("--debug", is_flag=True, expose_value=False, callback=_remember,
+                     help="Show tracebacks."),
+    ):
+        func = option(func)
+    return func
+
+
+def _site(ctx: click.Context) -> Path:
+    return site_from_environment(ctx.find_root().meta.get("site"))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@common_options
+def cli():
+    """Configure, check and run a CRM from YAML."""
+
+
+@cli.command()
+@common_options
+def packs():
+    """List the industry packs: identifier, label and what each adds."""
+    for name, folder in available_packs().items():
+        try:
+            registry = engine.load_registry(pack=name)
+        except engine.ConfigError as exc:
+            click.echo(f"{name}\t(invalid: {len(exc.problems)} problems; run crm validate "
+                       f"--pack {name})")
+            continue
+        info = registry.pack
+        adds = _pack_additions(folder)
+        description = info.description.get("en") if info.description else ""
+        click.echo(f"{name}\t{info.label.get('en')} / {info.label.get('zh')}\t{adds}"
+                   + (f"\t{description}" if description else ""))
+
+
+def _pack_additions(folder: Path) -> str:
+    counts = []
+    for sub, word in (("entities", "entity files"), ("workflows", "workflows"),
+                      ("automations", "automations"), ("reports", "reports"),
+                      ("dashboards", "dashboards")):
+        n = len(list((folder / sub).glob("*.y*ml"))) if (folder / sub).is_dir() else 0
+        if n:
+            counts.append(f"{n} {word}")
+    return "adds " + (", ".join(counts) if counts else "nothing yet")
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--pack", "pack", help="The industry pack the site builds on.")
+@click.option("--locale", type=click.Choice(["en", "zh"]), default="en", show_default=True)
+@common_options
+def init(directory: str, pack: str | None, locale: str):
+    """Create a site folder with app.yaml choosing PACK."""
+    target = Path(directory)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise CommandFailed(f"{target} exists and is not empty; choose a new folder")
+    known = available_packs()
+    if pack is not None and pack not in known:
+        hint = engine.errors.did_you_mean(pack, known)
+        raise CommandFailed(f"unknown pack '{pack}'{hint}; `crm packs` lists them")
+    app = re.sub(r"[^a-z0-9_]", "_", target.resolve().name.lower()).strip("_") or "site"
+    if not app[0].isalpha():
+        app = "site_" + app
+    app = app[:63]
+    schema_line = f"# yaml-language-server: $schema={SCHEMA_FILE}\n"
+    (target / "entities").mkdir(parents=True, exist_ok=True)
+    (target / ".crm").mkdir(exist_ok=True)
+    (target / SCHEMA_FILE).write_text(json.dumps(engine.combined_schema(), indent=2),
+                                      encoding="utf-8")
+    lines = [schema_line, f"app: {app}\n", f"label: {app.replace('_', ' ').title()}\n"]
+    if pack:
+        lines.append(f"pack: {pack}\n")
+    lines.append(f"locale: {locale}\n")
+    (target / "app.yaml").write_text("".join(lines), encoding="utf-8")
+    (target / "entities" / "README.md").write_text(
+        "Put this site's own entities and extensions here, one per file, starting with\n\n"
+        f"    # yaml-language-server: $schema=../{SCHEMA_FILE}\n\n"
+        "so that an editor with the YAML language server completes and checks them.\n",
+        encoding="utf-8")
+    click.echo(f"Created {target} (pack: {pack or 'none'}). Next: crm validate --site {target}")
+
+
+@cli.command()
+@click.option("--pack", "pack", help="Check a pack on its own instead of a site.")
+@common_options
+@click.pass_context
+def validate(ctx: click.Context, pack: str | None):
+    """Load and check the whole layered configuration."""
+    try:
+        if pack is not None:
+            registry = engine.load_registry(pack=pack)
+        else:
+            registry = engine.load_registry(site=_site(ctx))
+    except engine.ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem))
+        count = len(exc.problems)
+        click.echo(f"crm: {count} problem{'s' if count != 1 else ''} in the configuration",
+                   err=True)
+        ctx.exit(1)
+    click.echo(f"OK: {registry.summary()}")
+
+
+@cli.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
+@common_options
+def schema(output: str | None):
+    """Write the JSON Schema of the configuration language (for editors)."""
+    text = json.dumps(engine.combined_schema(), indent=2, ensure_ascii=False)
+    if output:
+        Path(output).write_text(text + "\n", encoding="utf-8")
+    else:
+        click.echo(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        status = cli.main(args=args, prog_name="crm", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("crm: aborted", err=True)
+        return 1
+    except engine.ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the last line of defence for a clear sentence
+        if debug:
+            traceback.print_exc()
+        else:
+            click.echo(f"crm: {type(exc).__name__}: {exc} (run with --debug for details)",
+                       err=True)
+        return 1
+    return status if isinstance(status, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Check a layered configuration and compile it into a Registry, or report every problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import MappingProxyType
+
+from engine.check.access import compile_roles
+from engine.check.analytics import compile_dashboards, compile_reports
+from engine.check.context import CheckRun, Spot
+from engine.check.definitions import pick_definitions
+from engine.check.entities import compile_entities, compile_entity_expressions, merge_entities
+from engine.check.processes import compile_automations, compile_workflows, inject_workflow_fields
+from engine.config.layers import CONTENT_ROOT, Layer, resolve_layers
+from engine.errors import ConfigError, did_you_mean
+from engine.registry.labels import Label
+from engine.registry.model import AppInfo, Module, PackInfo, Registry, SeedSet
+
+
+def build_registry(layers: list[Layer], problems: list | None = None) -> Registry:
+    """Compile read layers into a Registry; raise ConfigError listing every problem."""
+    run = CheckRun(list(problems or []))
+    drafts = merge_entities(run, layers)
+    workflow_docs = pick_definitions(run, layers, "workflow", "workflow")
+    inject_workflow_fields(run, workflow_docs, drafts)
+    entities = compile_entities(run, drafts)
+    entities = compile_entity_expressions(run, drafts, entities)
+    roles = compile_roles(run, layers, entities)
+    workflows = compile_workflows(run, workflow_docs, entities, roles)
+    automations = compile_automations(run, pick_definitions(run, layers, "automation",
+                                                            "automation"),
+                                      entities, workflows, roles)
+    report_docs = pick_definitions(run, layers, "report", "report")
+    reports = compile_reports(run, report_docs, entities)
+    dashboards = compile_dashboards(run, pick_definitions(run, layers, "dashboard", "dashboard"),
+                                    entities, reports, roles, set(report_docs))
+    modules = _modules(layers)
+    seeds = _seeds(run, layers, entities)
+    packs, app = _identities(layers)
+    if run.problems:
+        raise ConfigError(run.problems)
+    by_entity = {w.entity: w for w in workflows.values()}
+    return Registry(
+        entities=MappingProxyType(entities), workflows=MappingProxyType(workflows),
+        roles=MappingProxyType(roles), automations=MappingProxyType(automations),
+        reports=MappingProxyType(reports), dashboards=MappingProxyType(dashboards),
+        modules=MappingProxyType(modules), packs=packs, app=app, seeds=seeds,
+        layers=tuple(layer.name for layer in layers),
+        workflow_by_entity=MappingProxyType(by_entity))
+
+
+def load_registry(site: str | Path | None = None, pack: str | None = None,
+                  root: Path = CONTENT_ROOT) -> Registry:
+    """Read and compile a site (or, without one, `pack` on top of metadata/)."""
+    layers, problems = resolve_layers(Path(site) if site is not None else None, root, pack)
+    return build_registry(layers, problems)
+
+
+def _modules(layers: list[Layer]) -> dict[str, Module]:
+    modules: dict[str, Module] = {}
+    for layer in layers:
+        for doc in (d for d in layer.documents if d.kind == "modules"):
+            for name, spec in doc.data["modules"].items():
+                old = modules.get(name)
+                modules[name] = Module(
+                    name, Label.of(spec.get("label") or (old.label.texts if old else None), name),
+                    spec.get("order", old.order if old else 1000))
+    return dict(sorted(modules.items(), key=lambda item: (item[1].order, item[0])))
+
+
+def _seeds(run: CheckRun, layers: list[Layer], entities) -> tuple[SeedSet, ...]:
+    seeds = []
+    for layer in layers:
+        for doc in (d for d in layer.documents if d.kind == "seed"):
+            name = doc.data["entity"]
+            if name not in entities:
+                run.error(Spot(doc, ("entity",)), "unknown-entity",
+                          f"seed: unknown entity '{name}'{did_you_mean(name, entities)}")
+                continue
+            seeds.append(SeedSet(name, tuple(MappingProxyType(r) for r in doc.data["records"]),
+                                 Spot(doc).where))
+    return tuple(seeds)
+
+
+def _identities(layers: list[Layer]) -> tuple[tuple[PackInfo, ...], AppInfo | None]:
+    packs, app = [], None
+    for layer in layers:
+        doc = layer.identity
+        if doc is None:
+            continue
+        data = doc.data
+        if layer.kind == "pack":
+            packs.append(PackInfo(data["pack"], Label.of(data.get("label"), data["pack"]),
+                                  Label.of(data["description"]) if data.get("description")
+                                  else None, str(data.get("version", "0.0.0")),
+                                  tuple(data.get("extends") or ())))
+        elif layer.kind == "site":
+            app = AppInfo(data["app"], Label.of(data.get("label"), data["app"]), data.get("pack"),
+                          data.get("locale", "en"), data.get("database"),
+                          data.get("token_days", 30), data.get("max_body_mb", 10.0),
+                          str(layer.folder))
+    return tuple(packs), app

@@ -1,0 +1,231 @@
+"""JSON Schemas of the configuration language, one per document kind.
+
+These schemas check the *shape* of each document (keys, value types); everything that needs
+more than one document (references, expressions, layering) is checked afterwards in
+`engine.check`. `crm schema` publishes `combined_schema()` for editors.
+"""
+
+from __future__ import annotations
+
+import copy
+
+IDENTIFIER = r"^[a-z][a-z0-9_]{0,62}$"
+LOCALES = ("en", "zh")
+FIELD_TYPES = (
+    "string", "text", "integer", "decimal", "money", "percent", "boolean", "date", "datetime",
+    "email", "phone", "url", "enum", "multi_enum", "reference", "lines", "rollup", "autonumber",
+    "json",
+)
+AGGREGATES = ("sum", "count", "min", "max", "avg")
+CHARTS = ("table", "bar", "line", "pie", "funnel")
+EVENTS = ("created", "updated", "deleted")
+
+_ident = {"type": "string", "pattern": IDENTIFIER}
+_ident_list = {"type": "array", "items": _ident}
+_str = {"type": "string"}
+_str_list = {"type": "array", "items": _str}
+_bool = {"type": "boolean"}
+_expr = {"type": "string", "minLength": 1, "description": "a CEL expression"}
+_scalar = {"type": ["string", "number", "boolean", "null"]}
+_label = {
+    "description": "a text, or a map of locale to text",
+    "anyOf": [
+        {"type": "string"},
+        {"type": "object", "properties": {loc: {"type": "string"} for loc in LOCALES},
+         "additionalProperties": False, "minProperties": 1},
+    ],
+}
+
+
+def _obj(properties: dict, required: tuple = (), **extra) -> dict:
+    schema = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        schema["required"] = list(required)
+    schema.update(extra)
+    return schema
+
+
+_option = {
+    "description": "an option value, or {value, label}",
+    "anyOf": [
+        {"type": "string"},
+        _obj({"value": {"type": "string"}, "label": _label}, ("value",)),
+    ],
+}
+
+FIELD_KEYS = {
+    "type": {"enum": list(FIELD_TYPES)},
+    "label": _label, "help": _label, "placeholder": _label,
+    "required": _bool, "default": {}, "unique": _bool, "index": _bool, "read_only": _bool,
+    "hidden": _bool, "track": _bool,
+    "visible_if": _expr, "required_if": _expr, "read_only_if": _expr, "compute": _expr,
+    "renamed_from": _ident, "remove": _bool,
+    "max_length": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+    "pattern": _str,
+    "min": {"type": ["number", "string"]}, "max": {"type": ["number", "string"]},
+    "precision": {"type": "integer", "minimum": 1, "maximum": 38},
+    "scale": {"type": "integer", "minimum": 0, "maximum": 18},
+    "currency": _str,
+    "options": {"type": "array", "items": _option, "minItems": 1},
+    "to": _ident,
+    "on_delete": {"enum": ["restrict", "set_null", "cascade"]},
+    "entity": _ident,
+    "of": {"type": "string", "pattern": r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$"},
+    "field": _ident,
+    "agg": {"enum": list(AGGREGATES)},
+    "where": _expr,
+}
+FIELD = _obj(FIELD_KEYS)
+
+_entity_body = {
+    "label": _label, "plural": _label, "description": _label, "module": _ident, "title": _ident,
+    "parent": _ident,
+    "fields": {"type": "object", "additionalProperties": FIELD},
+    "indexes": {"type": "array", "items": _ident_list},
+    "unique": {"type": "array", "items": _ident_list},
+    "validations": {"type": "array", "items": _obj({"rule": _expr, "message": _label}, ("rule",))},
+    "list": _obj({"columns": _ident_list, "filters": _ident_list, "sort": _str}),
+    "search": _ident_list,
+    "form": _obj({"sections": {"type": "array", "items": _obj(
+        {"label": _label, "fields": _ident_list, "visible_if": _expr}, ("fields",))}}),
+}
+ENTITY = _obj({"entity": _ident, **_entity_body}, ("entity",))
+EXTENSION = _obj({"extend": _ident, "replace": _bool, **_entity_body}, ("extend",))
+
+_transition = _obj({
+    "label": _label, "description": _label,
+    "from": {"anyOf": [_str, _str_list]},
+    "to": _ident,
+    "roles": _ident_list,
+    "require": _ident_list,
+    "guard": _expr,
+    "set": {"type": "object", "additionalProperties": _scalar},
+    "create": {"type": "array", "items": _obj({
+        "entity": _ident, "as": _ident,
+        "values": {"type": "object", "additionalProperties": _scalar}}, ("entity",))},
+}, ("from", "to"))
+WORKFLOW = _obj({
+    "workflow": _ident, "label": _label, "description": _label, "entity": _ident,
+    "field": _ident, "initial": _ident,
+    "states": {"type": "object", "minProperties": 1, "additionalProperties": _obj(
+        {"label": _label, "description": _label, "final": _bool})},
+    "transitions": {"type": "object", "additionalProperties": _transition},
+}, ("workflow", "entity", "field", "initial", "states", "transitions"))
+
+_values = {"type": "object", "additionalProperties": _scalar}
+_action = {
+    "description": "one action: transition, set, notify or create",
+    "anyOf": [
+        _obj({"transition": _ident}, ("transition",)),
+        _obj({"set": _values}, ("set",)),
+        _obj({"notify": _obj({"role": _ident, "to": _ident, "title": _label,
+                              "message": _label}, ("message",))}, ("notify",)),
+        _obj({"create": _obj({"entity": _ident, "values": _values}, ("entity",))}, ("create",)),
+    ],
+}
+AUTOMATION = _obj({
+    "automation": _ident, "label": _label, "description": _label, "entity": _ident,
+    "when": _obj({
+        "schedule": _str,
+        "event": {"anyOf": [{"enum": list(EVENTS)}, _obj({"transition": _ident}, ("transition",))]},
+        "transition": _ident,
+    }, minProperties=1, maxProperties=1),
+    "condition": _expr,
+    "do": {"type": "array", "items": _action, "minItems": 1},
+}, ("automation", "entity", "when", "do"))
+
+_access = {"anyOf": [{"type": "boolean"}, {"enum": ["all", "own"]}],
+           "description": "all, own, true or false"}
+ROLES = _obj({"roles": {"type": "object", "additionalProperties": _obj({
+    "label": _label, "description": _label, "inherits": _ident_list,
+    "entities": {"type": "object", "additionalProperties": _obj(
+        {action: _access for action in ("read", "create", "update", "delete", "change_owner")})},
+    "fields": {"type": "object", "additionalProperties": {"enum": ["read", "hidden"]}},
+})}}, ("roles",))
+
+REPORT = _obj({
+    "report": _ident, "label": _label, "description": _label, "entity": _ident,
+    "where": _expr,
+    "group_by": _str_list,
+    "measures": {"type": "object", "minProperties": 1, "additionalProperties": _obj({
+        "label": _label, "agg": {"enum": list(AGGREGATES)}, "field": _ident, "where": _expr,
+        "expr": _expr, "format": {"enum": ["number", "money", "percent", "integer"]}})},
+    "sort": _str,
+    "limit": {"type": "integer", "minimum": 1, "maximum": 10000},
+    "chart": {"enum": list(CHARTS)},
+}, ("report", "entity", "measures"))
+
+DASHBOARD = _obj({
+    "dashboard": _ident, "label": _label, "description": _label, "roles": _ident_list,
+    "order": {"type": "integer"},
+    "widgets": {"type": "array", "items": {
+        "description": "a report widget or a metric widget",
+        "anyOf": [
+            _obj({"report": _ident, "label": _label, "width": {"enum": ["half", "full"]}},
+                 ("report",)),
+            _obj({"metric": _obj({"entity": _ident, "agg": {"enum": list(AGGREGATES)},
+                                  "field": _ident, "where": _expr}, ("entity", "agg")),
+                  "label": _label, "format": {"enum": ["number", "money", "percent", "integer"]},
+                  "width": {"enum": ["half", "full"]}}, ("metric",)),
+        ]}},
+}, ("dashboard", "widgets"))
+
+MODULES = _obj({"modules": {"type": "object", "additionalProperties": _obj(
+    {"label": _label, "order": {"type": "integer"}, "icon": _str})}}, ("modules",))
+
+PACK = _obj({
+    "pack": _ident, "label": _label, "description": _label,
+    "version": {"type": "string", "pattern": r"^\d+\.\d+\.\d+"},
+    "extends": _ident_list,
+}, ("pack", "label"))
+
+APP = _obj({
+    "app": _ident, "label": _label, "description": _label, "pack": _ident,
+    "locale": {"enum": list(LOCALES)}, "database": _str,
+    "token_days": {"type": "integer", "minimum": 1, "maximum": 3650},
+    "max_body_mb": {"type": "number", "exclusiveMinimum": 0, "maximum": 1024},
+}, ("app",))
+
+SEED = _obj({
+    "entity": _ident,
+    "records": {"type": "array", "items": {"type": "object"}},
+}, ("entity", "records"))
+
+# document kind -> (discriminating key, schema)
+KINDS: dict[str, tuple[str, dict]] = {
+    "entity": ("entity", ENTITY), "extension": ("extend", EXTENSION),
+    "workflow": ("workflow", WORKFLOW), "automation": ("automation", AUTOMATION),
+    "roles": ("roles", ROLES), "report": ("report", REPORT), "dashboard": ("dashboard", DASHBOARD),
+    "modules": ("modules", MODULES), "pack": ("pack", PACK), "app": ("app", APP),
+    "seed": ("records", SEED),
+}
+
+
+def schema_for(kind: str) -> dict:
+    """Return the draft-07 JSON Schema of one document kind."""
+    schema = copy.deepcopy(KINDS[kind][1])
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    return schema
+
+
+def combined_schema() -> dict:
+    """Return one schema for every configuration file, choosing the kind by its first key."""
+    definitions = {kind: copy.deepcopy(schema) for kind, (_, schema) in KINDS.items()}
+    # workflows, automations, reports and seeds also carry an `entity` key: a document is an
+    # entity only when it has none of the other kinds' identifying keys
+    others = [{"required": [key]} for kind, (key, _) in KINDS.items() if kind != "entity"]
+    branches = [{"if": {"type": "object", "required": [key],
+                        **({"not": {"anyOf": others}} if kind == "entity" else {})},
+                 "then": {"$ref": f"#/definitions/{kind}"}}
+                for kind, (key, _) in KINDS.items()]
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "$id": "https://crm-engine.dev/schema/config.json",
+        "title": "CRM engine configuration",
+        "description": "Any file of a layer: pack.yaml, app.yaml, entities/, workflows/, "
+                       "automations/, reports/, dashboards/, roles.yaml, modules.yaml, seed/.",
+        "type": "object",
+        "anyOf": [{"required": [key]} for key, _ in KINDS.values()],
+        "allOf": branches,
+        "definitions": definitions,
+    }

@@ -1,0 +1,332 @@
+"""The compiled, immutable registry: everything runtime code needs, and nothing of YAML.
+
+Objects are frozen dataclasses; collections are tuples and read-only mappings. The checker
+(`engine.check`) is the only place that builds them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from engine.expr import Expression
+from engine.registry.fieldtypes import FieldKind
+from engine.registry.labels import Label
+
+SYSTEM_FIELDS = ("id", "version", "created_at", "updated_at", "created_by", "updated_by",
+                 "owner", "deleted_at")
+RESERVED_ENTITY_NAMES = frozenset({"auth", "me", "meta", "users", "user", "reports",
+                                   "dashboards", "notifications", "openapi"})
+ACTIONS = ("read", "create", "update", "delete", "change_owner")
+EMPTY: Mapping = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class Option:
+    value: str
+    label: Label
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of an entity, with its typed kind and every rule that applies to it."""
+
+    name: str
+    kind: FieldKind
+    label: Label
+    help: Label | None = None
+    required: bool = False
+    default: Any = None  # a literal of the field's kind, or None
+    default_expr: Expression | None = None
+    unique: bool = False
+    index: bool = False
+    read_only: bool = False
+    hidden: bool = False
+    track: bool = True
+    visible_if: Expression | None = None
+    required_if: Expression | None = None
+    read_only_if: Expression | None = None
+    compute: Expression | None = None
+    renamed_from: str | None = None
+    removed: bool = False  # hidden with `remove: true`: column and data kept, field unused
+    max_length: int | None = None
+    pattern: str | None = None
+    min: Any = None
+    max: Any = None
+    precision: int | None = None
+    scale: int | None = None
+    currency: str | None = None
+    options: tuple[Option, ...] = ()
+    to: str | None = None  # reference target entity or "user"
+    on_delete: str = "restrict"
+    child_entity: str | None = None  # lines
+    rollup_of: str | None = None  # lines field name, or "entity.field" reverse reference
+    rollup_field: str | None = None
+    rollup_agg: str | None = None
+    rollup_where: Expression | None = None
+    number_pattern: str | None = None  # autonumber pattern
+
+    @property
+    def type(self) -> str:
+        return self.kind.name
+
+    @property
+    def option_values(self) -> tuple[str, ...]:
+        return tuple(o.value for o in self.options)
+
+    @property
+    def writable(self) -> bool:
+        """Whether a client may ever send a value for this field."""
+        return self.kind.writable and self.compute is None and not self.read_only
+
+
+@dataclass(frozen=True)
+class Validation:
+    rule: Expression
+    message: Label
+
+
+@dataclass(frozen=True)
+class FormSection:
+    label: Label
+    fields: tuple[str, ...]
+    visible_if: Expression | None = None
+
+
+@dataclass(frozen=True)
+class Entity:
+    """An entity: its fields (active ones in order), layout, rules and derived views."""
+
+    name: str
+    label: Label
+    plural: Label
+    module: str
+    title: str
+    fields: Mapping[str, Field]  # active fields, in declaration order
+    # fields hidden with `remove: true`: their columns and data are kept
+    removed_fields: Mapping[str, Field] = field(default_factory=lambda: EMPTY)
+    parent: str | None = None
+    indexes: tuple[tuple[str, ...], ...] = ()
+    unique: tuple[tuple[str, ...], ...] = ()
+    validations: tuple[Validation, ...] = ()
+    list_columns: tuple[str, ...] = ()
+    list_filters: tuple[str, ...] = ()
+    list_sort: tuple[tuple[str, bool], ...] = ()  # (field, descending)
+    search_fields: tuple[str, ...] = ()
+    form_sections: tuple[FormSection, ...] = ()
+    workflow: str | None = None
+    description: Label | None = None
+    source: str = ""  # "path:line:col" of its definition, for messages
+
+    def field(self, name: str) -> Field:
+        return self.fields[name]
+
+    @property
+    def is_child(self) -> bool:
+        return self.parent is not None
+
+
+@dataclass(frozen=True)
+class State:
+    name: str
+    label: Label
+    final: bool = False
+
+
+@dataclass(frozen=True)
+class CreateSpec:
+    """A record a transition creates: entity, the `as` name, field -> expression."""
+
+    entity: str
+    alias: str | None
+    values: Mapping[str, Expression]
+
+
+@dataclass(frozen=True)
+class Transition:
+    name: str
+    label: Label
+    sources: tuple[str, ...]
+    target: str
+    roles: tuple[str, ...] = ()
+    require: tuple[str, ...] = ()
+    guard: Expression | None = None
+    set: Mapping[str, Expression] = field(default_factory=lambda: EMPTY)
+    create: tuple[CreateSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class Workflow:
+    name: str
+    label: Label
+    entity: str
+    field: str
+    initial: str
+    states: Mapping[str, State]
+    transitions: Mapping[str, Transition]
+
+    def transitions_from(self, state: str) -> tuple[Transition, ...]:
+        return tuple(t for t in self.transitions.values() if state in t.sources)
+
+
+@dataclass(frozen=True)
+class Action:
+    """One step of an automation: kind is transition, set, notify or create."""
+
+    kind: str
+    transition: str | None = None
+    values: Mapping[str, Expression] = field(default_factory=lambda: EMPTY)
+    entity: str | None = None
+    notify_role: str | None = None
+    notify_to: str | None = None  # "owner" or a user reference field
+    message: Label | None = None
+    title: Label | None = None
+
+
+@dataclass(frozen=True)
+class Automation:
+    name: str
+    label: Label
+    entity: str
+    event: str | None  # created | updated | deleted | transition
+    transition: str | None  # for event == "transition"
+    schedule: str | None
+    schedule_seconds: int | None
+    schedule_at: str | None  # "HH:MM" for daily schedules
+    condition: Expression | None
+    actions: tuple[Action, ...]
+
+
+@dataclass(frozen=True)
+class EntityAccess:
+    """What a role may do with one entity: each action is "all", "own" or None."""
+
+    read: str | None = None
+    create: str | None = None
+    update: str | None = None
+    delete: str | None = None
+    change_owner: str | None = None
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    label: Label
+    entities: Mapping[str, EntityAccess]
+    fields: Mapping[str, str]  # "entity.field" -> "read" | "hidden"
+    inherits: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Measure:
+    name: str
+    label: Label
+    agg: str | None = None
+    field: str | None = None
+    where: Expression | None = None
+    expr: Expression | None = None
+    format: str = "number"
+
+
+@dataclass(frozen=True)
+class GroupBy:
+    field: str
+    bucket: str | None = None  # day week month quarter year
+
+
+@dataclass(frozen=True)
+class Report:
+    name: str
+    label: Label
+    entity: str
+    where: Expression | None
+    group_by: tuple[GroupBy, ...]
+    measures: Mapping[str, Measure]
+    sort: tuple[tuple[str, bool], ...] = ()
+    chart: str = "table"
+    limit: int | None = None
+    description: Label | None = None
+
+
+@dataclass(frozen=True)
+class Widget:
+    report: str | None = None
+    label: Label | None = None
+    metric_entity: str | None = None
+    metric_agg: str | None = None
+    metric_field: str | None = None
+    metric_where: Expression | None = None
+    format: str = "number"
+    width: str = "half"
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    name: str
+    label: Label
+    roles: tuple[str, ...]
+    widgets: tuple[Widget, ...]
+    order: int = 0
+
+
+@dataclass(frozen=True)
+class Module:
+    name: str
+    label: Label
+    order: int = 1000
+
+
+@dataclass(frozen=True)
+class PackInfo:
+    name: str
+    label: Label
+    description: Label | None
+    version: str
+    extends: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AppInfo:
+    name: str
+    label: Label
+    pack: str | None
+    locale: str = "en"
+    database: str | None = None
+    token_days: int = 30
+    max_body_mb: float = 10.0
+    folder: str | None = None
+
+
+@dataclass(frozen=True)
+class SeedSet:
+    entity: str
+    records: tuple[Mapping[str, Any], ...]
+    source: str
+
+
+@dataclass(frozen=True)
+class Registry:
+    """The whole compiled configuration of a site."""
+
+    entities: Mapping[str, Entity]
+    workflows: Mapping[str, Workflow]
+    roles: Mapping[str, Role]
+    automations: Mapping[str, Automation]
+    reports: Mapping[str, Report]
+    dashboards: Mapping[str, Dashboard]
+    modules: Mapping[str, Module]
+    packs: tuple[PackInfo, ...] = ()
+    app: AppInfo | None = None
+    seeds: tuple[SeedSet, ...] = ()
+    layers: tuple[str, ...] = ()
+    workflow_by_entity: Mapping[str, Workflow] = field(default_factory=lambda: EMPTY)
+
+    @property
+    def pack(self) -> PackInfo | None:
+        return self.packs[-1] if self.packs else None
+
+    def summary(self) -> str:
+        roles = len(self.roles) + (0 if "admin" in self.roles else 1)
+        return (f"{len(self.entities)} entities, {len(self.workflows)} workflows, "
+                f"{roles} roles")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from types import MappingProxyType
 
@@ -12,7 +13,7 @@ from engine.check.definitions import pick_definitions
 from engine.check.entities import compile_entities, compile_entity_expressions, merge_entities
 from engine.check.processes import compile_automations, compile_workflows, inject_workflow_fields
 from engine.config.layers import CONTENT_ROOT, Layer, resolve_layers
-from engine.errors import ConfigError, did_you_mean
+from engine.errors import ConfigError, Problem, did_you_mean
 from engine.registry.labels import Label
 from engine.registry.model import AppInfo, Module, PackInfo, Registry, SeedSet
 
@@ -36,9 +37,9 @@ def build_registry(layers: list[Layer], problems: list | None = None) -> Registr
                                     entities, reports, roles, set(report_docs))
     modules = _modules(layers)
     seeds = _seeds(run, layers, entities)
-    packs, app = _identities(layers)
     if run.problems:
-        raise ConfigError(run.problems)
+        raise ConfigError(_without_cascades(run.problems, layers))
+    packs, app = _identities(layers)
     by_entity = {w.entity: w for w in workflows.values()}
     return Registry(
         entities=MappingProxyType(entities), workflows=MappingProxyType(workflows),
@@ -47,6 +48,37 @@ def build_registry(layers: list[Layer], problems: list | None = None) -> Registr
         modules=MappingProxyType(modules), packs=packs, app=app, seeds=seeds,
         layers=tuple(layer.name for layer in layers),
         workflow_by_entity=MappingProxyType(by_entity))
+
+
+_UNKNOWN_NAME = re.compile(r"(?:unknown (?:entity|role|report)|cannot extend) '([^']+)'")
+_NAMED_BY = {"entity": "entity", "workflow": "workflow", "report": "report",
+             "automation": "automation", "dashboard": "dashboard"}
+
+
+def _without_cascades(problems: list[Problem], layers: list[Layer]) -> list[Problem]:
+    """Drop "unknown X" problems about names whose own file failed the schema check.
+
+    Such a file is reported already; saying again everywhere it is used would bury the one
+    mistake to fix under its echoes.
+    """
+    broken: set[str] = set()
+    for layer in layers:
+        for doc in layer.broken:
+            data = doc.data
+            key = _NAMED_BY.get(doc.kind)
+            if key and isinstance(data.get(key), str):
+                broken.add(data[key])
+            if doc.kind == "roles" and isinstance(data.get("roles"), dict):
+                broken.update(data["roles"])
+    if not broken:
+        return problems
+    kept = []
+    for problem in problems:
+        match = _UNKNOWN_NAME.search(problem.message)
+        if match and match.group(1) in broken:
+            continue
+        kept.append(problem)
+    return kept
 
 
 def load_registry(site: str | Path | None = None, pack: str | None = None,

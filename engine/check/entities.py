@@ -309,10 +309,10 @@ def _compile_field(run: CheckRun, entity: str, fd: FieldDraft, drafts) -> Field 
     good = True
     for key in spec:
         if key not in kind.keys:
+            # reported, then ignored: the field itself is still usable for later checks
             run.error(spots[key], "key-not-for-type",
                       f"field '{fname}': key '{key}' does not apply to a field of type "
                       f"{type_name}", key=True)
-            good = False
     values = dict(name=fname, kind=kind, label=Label.of(spec.get("label"), fname),
                   help=Label.of(spec["help"]) if spec.get("help") else None)
     for flag in ("required", "unique", "index", "read_only", "hidden", "track"):

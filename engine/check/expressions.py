@@ -156,6 +156,7 @@ def _short(message: str) -> str:
     first = message.split("\n")[0]
     match = _FIRST_SENTENCE.match(first)
     text = match.group(1).rstrip(".:") if match else first
+    text = text.replace("No such overload", "the operands' types do not fit together")
     if re.search(r"\b(int|Int)\b.*\b(double|Double|float)\b|\b(double|Double|float)\b.*\b(int|Int)\b",
                  first) or "No such overload" in first:
         text += (" (CEL never mixes whole numbers and decimals: write 100.0 instead of 100, or "

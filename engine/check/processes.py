@@ -97,7 +97,7 @@ def _compile_workflow(run, name, doc, entity: Entity, entities, roles) -> Workfl
                                          entities, roles, scope, data["field"])
         if transition is not None:
             transitions[tname] = transition
-    _check_reachable(run, spot, initial, states, transitions)
+    _check_reachable(run, spot, initial, states, _edges(data["transitions"], states, non_final))
     return Workflow(name=name, label=Label.of(data.get("label"), name), entity=entity.name,
                     field=data["field"], initial=initial, states=MappingProxyType(states),
                     transitions=MappingProxyType(transitions))
@@ -208,14 +208,25 @@ def _assignments(run, spot: Spot, values: dict, entity: Entity, scope, what: str
     return result if good else None
 
 
-def _check_reachable(run, spot: Spot, initial, states, transitions) -> None:
+def _edges(transitions: dict, states, non_final) -> list[tuple[tuple[str, ...], str]]:
+    """Return (sources, target) of every transition as written, even one with other mistakes,
+    so that one wrong role does not also make its target state look unreachable."""
+    edges = []
+    for spec in transitions.values():
+        raw = spec["from"]
+        sources = non_final if raw == "*" else ((raw,) if isinstance(raw, str) else tuple(raw))
+        edges.append((sources, spec["to"]))
+    return edges
+
+
+def _check_reachable(run, spot: Spot, initial, states, edges) -> None:
     seen, queue = {initial}, deque([initial])
     while queue:
         state = queue.popleft()
-        for t in transitions.values():
-            if state in t.sources and t.target not in seen:
-                seen.add(t.target)
-                queue.append(t.target)
+        for sources, target in edges:
+            if state in sources and target in states and target not in seen:
+                seen.add(target)
+                queue.append(target)
     for sname in states:
         if sname not in seen:
             run.error(spot / "states" / sname, "unreachable-state",

@@ -12,8 +12,9 @@ from engine.config.shape import check_shape
 from engine.config.yamlsource import SourceDoc, read_yaml
 from engine.errors import Problem, did_you_mean
 
-CONTENT_ROOT = Path(__file__).resolve().parents[2]
-"""The folder holding `metadata/` and `industry_packs/` (the checkout, or site-packages)."""
+CONTENT_ROOT = Path(os.environ.get("CRM_CONTENT_ROOT") or Path(__file__).resolve().parents[2])
+"""The folder holding `metadata/` and `industry_packs/`: the checkout (or site-packages), or
+$CRM_CONTENT_ROOT for a private collection of packs."""
 
 FOLDERS = {  # sub-folder of a layer -> document kind
     "entities": "entity", "workflows": "workflow", "automations": "automation",
@@ -47,6 +48,7 @@ class Layer:
     folder: Path
     identity: Document | None = None  # pack.yaml or app.yaml
     documents: list[Document] = field(default_factory=list)
+    broken: list[Document] = field(default_factory=list)  # failed the schema; not compiled
 
 
 def display_path(path: Path) -> str:
@@ -95,9 +97,13 @@ def _read(layer: Layer, path: Path, kind: str, problems: list[Problem]) -> Docum
         kind = "extension"
     shape_problems = check_shape(source, kind)
     problems.extend(shape_problems)
-    if shape_problems:
-        return None
     doc = Document(kind, layer, source)
+    if shape_problems:
+        if isinstance(source.data, dict):
+            layer.broken.append(doc)
+            if kind in ("pack", "app"):  # still follow its `pack:` to load the right layers
+                layer.identity = doc
+        return None
     if kind in ("pack", "app"):
         layer.identity = doc
     else:
@@ -125,7 +131,7 @@ def resolve_layers(site_dir: Path | None, root: Path = CONTENT_ROOT,
                                     "creates one)"))
         else:
             _read(site, app_path, "app", problems)
-            if site.identity is not None and site.identity.data.get("pack"):
+            if site.identity is not None and isinstance(site.identity.data.get("pack"), str):
                 pack = site.identity.data["pack"]
                 pack_ref = (site.identity, ("pack",))
 

@@ -34,7 +34,11 @@ def check_shape(source: SourceDoc, kind: str) -> list[Problem]:
 
 def _name(path) -> str:
     keys = [str(p) for p in path if not isinstance(p, int)]
-    return f"'{keys[-1]}'" if keys else "the document"
+    if not keys:
+        return "the document"
+    if path and isinstance(path[-1], int):
+        return f"item {path[-1] + 1} of '{keys[-1]}'"
+    return f"'{keys[-1]}'"
 
 
 def _type_of(value) -> str:
@@ -109,5 +113,6 @@ def _explain_any_of(path, error) -> str:
                 return (f"unknown key '{extras[0]}' in {_name(path)}"
                         f"{did_you_mean(extras[0], allowed)}")
     if description:
-        return f"{_name(path)} must be {description}, not {_type_of(instance)}"
+        got = f"got '{instance}'" if isinstance(instance, str) else f"not {_type_of(instance)}"
+        return f"{_name(path)} must be {description}; {got}"
     return f"{_name(path)} has an unexpected value"

@@ -140,6 +140,10 @@ class _Builder:
         if self.count > MAX_NODES:
             raise _TooLarge()
         self.doc.value_marks.setdefault(path, _mark(node))
+        if not isinstance(node, yaml.ScalarNode) and node.tag not in (_TAG + "map", _TAG + "seq"):
+            self.problems.append(Problem(self.doc.display, *_mark(node), "yaml-tag",
+                                         f"unsupported YAML tag '{node.tag}'"))
+            return None
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):

@@ -103,8 +103,10 @@ def parse(source: str) -> "cel.Program":
     except (ValueError, RuntimeError) as exc:
         match = _SYNTAX_POSITION.search(str(exc))
         if match:
-            raise ExpressionSyntaxError(match.group(3), int(match.group(1)),
-                                        int(match.group(2)) + 1) from None
+            # ANTLR lists every token it would have accepted; the position says enough
+            message = re.sub(r" expecting \{.*$|Syntax error: ", "", match.group(3)).strip()
+            raise ExpressionSyntaxError(message, int(match.group(1)),
+                                        int(match.group(2))) from None
         raise ExpressionSyntaxError(str(exc).splitlines()[0]) from None
 
 

@@ -211,13 +211,17 @@ def schema_for(kind: str) -> dict:
 def combined_schema() -> dict:
     """Return one schema for every configuration file, choosing the kind by its first key."""
     definitions = {kind: copy.deepcopy(schema) for kind, (_, schema) in KINDS.items()}
-    # workflows, automations, reports and seeds also carry an `entity` key: a document is an
-    # entity only when it has none of the other kinds' identifying keys
-    others = [{"required": [key]} for kind, (key, _) in KINDS.items() if kind != "entity"]
-    branches = [{"if": {"type": "object", "required": [key],
-                        **({"not": {"anyOf": others}} if kind == "entity" else {})},
-                 "then": {"$ref": f"#/definitions/{kind}"}}
-                for kind, (key, _) in KINDS.items()]
+    # Several kinds share keys (a workflow and a seed have `entity`, a dashboard has `roles`):
+    # a file is of the first kind in this order whose key it has.
+    order = ["workflow", "automation", "report", "dashboard", "pack", "app", "extension", "seed",
+             "entity", "roles", "modules"]
+    branches = []
+    for i, kind in enumerate(order):
+        condition = {"type": "object", "required": [KINDS[kind][0]]}
+        earlier = [{"required": [KINDS[k][0]]} for k in order[:i]]
+        if earlier:
+            condition["not"] = {"anyOf": earlier}
+        branches.append({"if": condition, "then": {"$ref": f"#/definitions/{kind}"}})
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "$id": "https://crm-engine.dev/schema/config.json",

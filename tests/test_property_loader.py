@@ -112,3 +112,19 @@ def test_the_unmutated_seed_files_load(tmp_path):
         path.write_text(content, encoding="utf-8")
     registry = engine.load_registry(site=folder, root=FIXTURE_ROOT)
     assert "visit" in registry.entities and "flow2" in registry.workflows
+
+
+@SETTINGS
+@given(data=yaml_values, kind=st.sampled_from(["entity", "workflow", "automation", "report",
+                                               "dashboard", "roles", "app", "pack"]))
+def test_fast_and_full_schema_checks_agree(data, kind):
+    """The compiled fast check and jsonschema must agree, or a mistake could slip through."""
+    import fastjsonschema
+    from engine.config.shape import _fast_check, _validator
+    for candidate in (data, {"entity": "a", "fields": data}, {"workflow": "w", "states": data}):
+        try:
+            _fast_check(kind)(candidate)
+            fast_ok = True
+        except fastjsonschema.JsonSchemaException:
+            fast_ok = False
+        assert fast_ok == _validator(kind).is_valid(candidate)

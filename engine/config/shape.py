@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import fastjsonschema
 import jsonschema
 
 from engine.config.schema import IDENTIFIER, KINDS, schema_for
@@ -19,6 +20,13 @@ def _validator(kind: str):
     return jsonschema.Draft7Validator(schema_for(kind))
 
 
+@lru_cache(maxsize=None)
+def _fast_check(kind: str):
+    # fastjsonschema compiles the schema to Python and answers "valid?" ~10x faster; only a
+    # file that fails it is walked again by jsonschema, whose errors carry full paths
+    return fastjsonschema.compile(schema_for(kind))
+
+
 def check_shape(source: SourceDoc, kind: str) -> list[Problem]:
     """Return one problem per schema violation in `source`, positioned at the culprit."""
     data = source.data
@@ -26,6 +34,11 @@ def check_shape(source: SourceDoc, kind: str) -> list[Problem]:
     if not isinstance(data, dict):
         return [source.problem((), "schema-type",
                                f"a {kind} file must be a map starting with '{key}:'")]
+    try:
+        _fast_check(kind)(data)
+        return []
+    except fastjsonschema.JsonSchemaException:
+        pass
     problems = []
     for error in _validator(kind).iter_errors(data):
         problems.extend(_explain(source, error))

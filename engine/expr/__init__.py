@@ -8,12 +8,12 @@ timestamps (midnight UTC), money and other decimals as doubles.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import re
+from pathlib import Path
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Mapping
-
-import cel
 
 UTC = dt.timezone.utc
 
@@ -71,6 +71,27 @@ def _abs(x):
         raise TypeError("abs takes a number")
     return abs(x)
 
+
+def _load_cel():
+    """Return the CEL extension module without the package's command-line extras.
+
+    `import cel` also imports the package's interactive CLI (prompt_toolkit, rich), which costs
+    about 0.3 s on every start of `crm`; the compiled core alone is all the engine needs.
+    """
+    try:
+        spec = importlib.util.find_spec("cel")
+        folder = Path(spec.submodule_search_locations[0])
+        binary = next(folder.glob("cel.*.so"), None) or next(folder.glob("cel.*.pyd"))
+        core_spec = importlib.util.spec_from_file_location("cel.cel", binary)
+        core = importlib.util.module_from_spec(core_spec)
+        core_spec.loader.exec_module(core)
+        return core
+    except Exception:  # pragma: no cover - a differently packaged release
+        import cel
+        return cel
+
+
+cel = _load_cel()
 
 ENGINE_FUNCTIONS: Mapping[str, Any] = {
     "today": _today, "now": _now, "days_between": _days_between, "lower": _lower,

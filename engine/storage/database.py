@@ -1,0 +1,72 @@
+"""Connecting to the database: SQLite (embedded default) and PostgreSQL, with one behaviour.
+
+SQLite's Python driver starts transactions lazily and never around DDL; the engine needs real
+transactions (a migration applies completely or not at all, an autonumber is claimed under a
+write lock), so it takes over BEGIN itself, as SQLAlchemy's documentation recommends.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+
+def database_url(explicit: str | None, site: Path | None, app_database: str | None) -> str:
+    """Resolve the database URL: --database, $CRM_DATABASE_URL, app.yaml, <site>/crm.db."""
+    url = explicit or os.environ.get("CRM_DATABASE_URL") or app_database
+    if not url:
+        folder = Path(site) if site is not None else Path("site")
+        return f"sqlite:///{(folder / 'crm.db').resolve()}"
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and site is not None:
+        relative = url[len("sqlite:///"):]
+        if relative and relative != ":memory:" and not Path(relative).is_absolute():
+            return f"sqlite:///{(Path(site) / relative).resolve()}"
+    return url
+
+
+def connect(url: str, **options) -> sa.Engine:
+    """Create an SQLAlchemy engine for `url` with the engine's connection settings."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30}, **options)
+        _sqlite_settings(engine)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, **options)
+
+
+def _sqlite_settings(engine: sa.Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, connection_record):
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        # foreign keys stay off on SQLite: a migration in batch mode copies and drops tables,
+        # and with enforcement on, dropping a parent table would cascade-delete its children
+        # (the pragma cannot change inside the migration's transaction)
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection):
+        # a writing transaction takes the write lock at its start (IMMEDIATE), so two writers
+        # queue instead of one failing halfway with "database is locked"; readers do not
+        immediate = connection.get_execution_options().get("write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """Yield a connection inside a transaction that will write (see `on_begin`)."""
+    with engine.connect() as connection:
+        connection = connection.execution_options(write=True)
+        with connection.begin():
+            yield connection
+
+
+def is_sqlite(engine: sa.Engine | sa.Connection) -> bool:
+    return engine.dialect.name == "sqlite"

@@ -1,0 +1,247 @@
+"""The registry as SQLAlchemy tables: one per entity, plus the engine's own tables.
+
+Entity tables are named `e_<entity>` and the engine's `crm_<name>`, so no entity name can
+collide with the engine's tables. Identifiers are always quoted by SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+
+from engine.registry.model import Entity, Field, Registry
+
+UTC = dt.timezone.utc
+MAX_NAME = 63  # PostgreSQL's identifier limit
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC datetime on every database (SQLite keeps naive text, so the
+    engine writes one format, always UTC, and attaches UTC when reading)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        return dialect.type_descriptor(sa.DateTime(timezone=dialect.name != "sqlite"))
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def short_name(name: str) -> str:
+    """Keep a generated identifier within 63 characters, stable and unique by a hash."""
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    return f"{name[:MAX_NAME - 9]}_{digest}"
+
+
+def table_name(entity: str) -> str:
+    return short_name(f"e_{entity}")
+
+
+def column_type(field: Field) -> sa.types.TypeEngine | None:
+    """Return the column type of a field, or None for fields without a column (lines)."""
+    kind = field.kind.name
+    if kind in ("string", "email", "phone", "url", "enum", "autonumber"):
+        return sa.String(field.max_length or 255)
+    if kind == "text":
+        return sa.Text()
+    if kind == "integer":
+        return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+    if kind == "decimal":
+        return sa.Numeric(field.precision or 18, field.scale if field.scale is not None else 2)
+    if kind in ("money", "rollup"):
+        return sa.Numeric(18, 2)
+    if kind == "percent":
+        return sa.Numeric(5, 2)
+    if kind == "boolean":
+        return sa.Boolean()
+    if kind == "date":
+        return sa.Date()
+    if kind == "datetime":
+        return UTCDateTime()
+    if kind in ("multi_enum", "json"):
+        return sa.JSON()
+    if kind == "reference":
+        return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+    return None
+
+
+def _id_type():
+    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def engine_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
+    """Define the engine's own tables: users, roles, tokens, audit, notifications, config."""
+    users = sa.Table(
+        "crm_user", metadata,
+        sa.Column("id", _id_type(), primary_key=True, autoincrement=True),
+        sa.Column("username", sa.String(150), nullable=False, unique=True),
+        sa.Column("display_name", sa.String(200), nullable=False),
+        sa.Column("email", sa.String(254)),
+        sa.Column("password_hash", sa.String(255), nullable=False),
+        sa.Column("locale", sa.String(8)),
+        sa.Column("active", sa.Boolean, nullable=False, default=True),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("last_login_at", UTCDateTime),
+    )
+    user_roles = sa.Table(
+        "crm_user_role", metadata,
+        sa.Column("user_id", _id_type(), sa.ForeignKey("crm_user.id", ondelete="CASCADE"),
+                  primary_key=True),
+        sa.Column("role", sa.String(63), primary_key=True),
+    )
+    tokens = sa.Table(
+        "crm_token", metadata,
+        sa.Column("id", _id_type(), primary_key=True, autoincrement=True),
+        sa.Column("user_id", _id_type(), sa.ForeignKey("crm_user.id", ondelete="CASCADE"),
+                  nullable=False),
+        sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("expires_at", UTCDateTime, nullable=False),
+        sa.Column("revoked_at", UTCDateTime),
+    )
+    audit = sa.Table(
+        "crm_audit", metadata,
+        sa.Column("id", _id_type(), primary_key=True, autoincrement=True),
+        sa.Column("entity", sa.String(63), nullable=False),
+        sa.Column("record_id", _id_type(), nullable=False),
+        sa.Column("action", sa.String(80), nullable=False),
+        sa.Column("user_id", _id_type()),
+        sa.Column("at", UTCDateTime, nullable=False),
+        sa.Column("changes", sa.JSON, nullable=False),
+        sa.Index("crm_audit_record", "entity", "record_id", "id"),
+        sa.Index("crm_audit_user", "user_id", "at"),
+    )
+    notifications = sa.Table(
+        "crm_notification", metadata,
+        sa.Column("id", _id_type(), primary_key=True, autoincrement=True),
+        sa.Column("user_id", _id_type(), sa.ForeignKey("crm_user.id", ondelete="CASCADE"),
+                  nullable=False),
+        sa.Column("title", sa.JSON),
+        sa.Column("message", sa.JSON, nullable=False),
+        sa.Column("entity", sa.String(63)),
+        sa.Column("record_id", _id_type()),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("read_at", UTCDateTime),
+        sa.Index("crm_notification_user", "user_id", "id"),
+    )
+    config = sa.Table(
+        "crm_config", metadata,
+        sa.Column("id", _id_type(), primary_key=True, autoincrement=True),
+        sa.Column("applied_at", UTCDateTime, nullable=False),
+        sa.Column("snapshot", sa.JSON, nullable=False),
+    )
+    sequences = sa.Table(
+        "crm_sequence", metadata,
+        sa.Column("name", sa.String(255), primary_key=True),
+        sa.Column("value", _id_type(), nullable=False),
+    )
+    return {"user": users, "user_role": user_roles, "token": tokens, "audit": audit,
+            "notification": notifications, "config": config, "sequence": sequences}
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The tables of one registry: entity name -> table, and the engine's tables by role."""
+
+    metadata: sa.MetaData
+    entities: Mapping[str, sa.Table]
+    engine: Mapping[str, sa.Table]
+
+
+def _record_columns(entity: Entity, registry: Registry) -> list[sa.Column]:
+    columns = [
+        sa.Column("id", _id_type(), primary_key=True, autoincrement=True),
+        sa.Column("version", sa.Integer, nullable=False, default=1),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+        sa.Column("created_by", _id_type(), sa.ForeignKey("crm_user.id")),
+        sa.Column("updated_by", _id_type(), sa.ForeignKey("crm_user.id")),
+        sa.Column("owner", _id_type(), sa.ForeignKey("crm_user.id")),
+        sa.Column("deleted_at", UTCDateTime),
+    ]
+    if entity.parent:
+        columns.append(sa.Column("parent_id", _id_type(),
+                                 sa.ForeignKey(f"{table_name(entity.parent)}.id",
+                                               ondelete="CASCADE"), nullable=False))
+    for field in list(entity.fields.values()) + list(entity.removed_fields.values()):
+        type_ = column_type(field)
+        if type_ is None:
+            continue
+        # References carry no database foreign key: records are soft-deleted, so the database
+        # never sees the delete that `on_delete` is about (the record service applies it), and
+        # configurations may reference each other in cycles no CREATE order can satisfy.
+        args = [sa.ForeignKey("crm_user.id")] if field.type == "reference" and \
+            field.to == "user" else []
+        columns.append(sa.Column(field.name, type_, *args, nullable=True))
+    return columns
+
+
+def _partial(table: sa.Table) -> dict:
+    live = table.c.deleted_at.is_(None)
+    return {"sqlite_where": live, "postgresql_where": live}
+
+
+def _indexes(entity: Entity, table: sa.Table) -> None:
+    name = table.name
+    seen: set[tuple[str, ...]] = set()
+
+    def add(columns: tuple[str, ...], unique: bool = False) -> None:
+        key = (("u",) if unique else ()) + columns
+        if key in seen:
+            return
+        seen.add(key)
+        label = "uq" if unique else "ix"
+        sa.Index(short_name(f"{label}_{name}_{'_'.join(columns)}"),
+                 *[table.c[c] for c in columns], unique=unique, **_partial(table))
+
+    if entity.parent:
+        add(("parent_id",))
+    for field in entity.fields.values():
+        if not field.kind.stored or field.type in ("json", "multi_enum"):
+            continue
+        if field.type == "reference" or field.index:
+            add((field.name,))
+        if field.unique:
+            add((field.name,), unique=True)
+    for group in entity.indexes:
+        add(group)
+    for group in entity.unique:
+        add(group, unique=True)
+    for column, _ in entity.list_sort:
+        add((column,))
+    add(("owner",))
+    add(("created_at",))
+
+
+def build_schema(registry: Registry) -> Schema:
+    """Return the tables the registry needs, built once per registry."""
+    metadata = sa.MetaData()
+    engine = engine_tables(metadata)
+    tables = {}
+    # parents first, so that a child's foreign key finds its parent's table
+    ordered = sorted(registry.entities.values(), key=lambda e: e.parent is not None)
+    for entity in ordered:
+        table = sa.Table(table_name(entity.name), metadata, *_record_columns(entity, registry))
+        _indexes(entity, table)
+        tables[entity.name] = table
+    return Schema(metadata, MappingProxyType(tables), MappingProxyType(engine))

@@ -157,6 +157,186 @@ def schema(output: str | None):
         click.echo(text)
 
 
+def _load(ctx: click.Context):
+    """Load the site's registry; problems are printed and the command fails."""
+    return engine.load_registry(site=_site(ctx))
+
+
+def _database(ctx: click.Context, registry) -> "sqlalchemy.Engine":
+    from engine.storage.database import connect, database_url
+    app = registry.app
+    url = database_url(ctx.find_root().meta.get("database"), _site(ctx),
+                       app.database if app else None)
+    return connect(url)
+
+
+def _services(ctx: click.Context, migrated: bool = True):
+    """Return (registry, record service, users) for the site, checking it is migrated."""
+    from engine.records.service import RecordService
+    from engine.records.users import Users
+    from engine.storage.migrate import plan_migration
+    registry = _load(ctx)
+    db = _database(ctx, registry)
+    service = RecordService(registry, db)
+    if migrated:
+        with db.connect() as conn:
+            pending = plan_migration(conn, registry, service.schema).changes
+        if pending:
+            raise CommandFailed(f"the database needs {len(pending)} changes first; run "
+                                "`crm migrate --plan` and `crm migrate`")
+    return registry, service, Users(registry, db, service.schema)
+
+
+@cli.command()
+@click.option("--plan", "plan_only", is_flag=True, help="Show the changes; change nothing.")
+@click.option("--allow-data-loss", is_flag=True, help="Apply changes that were refused.")
+@common_options
+@click.pass_context
+def migrate(ctx: click.Context, plan_only: bool, allow_data_loss: bool):
+    """Bring the database to the configuration, in one transaction."""
+    from engine.storage.migrate import MigrationRefused, migrate as apply, plan_migration
+    registry = _load(ctx)
+    db = _database(ctx, registry)
+    try:
+        if plan_only:
+            with db.connect() as conn:
+                plan = plan_migration(conn, registry, allow_data_loss=allow_data_loss)
+            for line in plan.lines():
+                click.echo(line)
+            if not plan.steps:
+                click.echo("nothing to do")
+            if plan.refused:
+                ctx.exit(1)
+            return
+        try:
+            plan = apply(db, registry, allow_data_loss=allow_data_loss)
+        except MigrationRefused as exc:
+            for line in exc.plan.lines():
+                click.echo(line)
+            raise CommandFailed(f"{len(exc.plan.refused)} changes were refused and nothing "
+                                "was changed; fix the data or use --allow-data-loss") from None
+        for line in plan.lines():
+            click.echo(line)
+        click.echo(f"applied {len(plan.changes)} changes" if plan.changes else "nothing to do")
+    finally:
+        db.dispose()
+
+
+@cli.group()
+def user():
+    """Manage user accounts."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, required=True, help="A role (repeatable).")
+@click.option("--password", help="The password (prompted for when omitted on a terminal).")
+@click.option("--display-name", help="The name shown in the UI.")
+@click.option("--email")
+@common_options
+@click.pass_context
+def user_add(ctx, name, roles, password, display_name, email):
+    """Create a user with one or more roles."""
+    from engine.errors import RecordError
+    registry, service, users = _services(ctx)
+    unknown = [r for r in roles if r not in registry.roles]
+    if unknown:
+        raise CommandFailed(f"unknown role '{unknown[0]}'"
+                            f"{engine.errors.did_you_mean(unknown[0], registry.roles)}; roles: "
+                            + ", ".join(sorted(registry.roles)))
+    if users.by_username(name):
+        raise CommandFailed(f"user '{name}' exists already")
+    if password is None:
+        if not sys.stdin.isatty():
+            raise CommandFailed("no --password given and no terminal to ask for one")
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user_id = users.create(name, password, list(roles), display_name=display_name,
+                               email=email)
+    except RecordError as exc:
+        raise CommandFailed(exc.message) from None
+    click.echo(f"created user {name} (id {user_id}) with roles {', '.join(roles)}")
+
+
+@cli.command()
+@common_options
+@click.pass_context
+def seed(ctx):
+    """Load the sample records of the site's layers (skips entities that have records)."""
+    from engine.records.seeding import load_seeds
+    registry, service, users = _services(ctx)
+    for line in load_seeds(service, users):
+        click.echo(line)
+
+
+def _admin(users) -> "Caller":
+    from engine.records.access import SYSTEM
+    return SYSTEM
+
+
+@cli.command("import")
+@click.argument("entity")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--all-or-nothing", is_flag=True, help="Import nothing if any row is rejected.")
+@click.option("--encoding", help="CSV encoding (default: UTF-8, else GB18030).")
+@click.option("--sheet", help="XLSX sheet (default: the first).")
+@common_options
+@click.pass_context
+def import_(ctx, entity, file, all_or_nothing, encoding, sheet):
+    """Import CSV or XLSX rows into ENTITY through the record service."""
+    from engine.records.transfer import ImportRefused, import_rows, read_table
+    registry, service, users = _services(ctx)
+    if entity not in registry.entities or registry.entities[entity].parent:
+        raise CommandFailed(f"unknown entity '{entity}'"
+                            f"{engine.errors.did_you_mean(entity, registry.entities)}")
+    try:
+        header, rows = read_table(Path(file), encoding, sheet)
+        with click.progressbar(length=len(rows), label=f"importing {entity}",
+                               file=sys.stderr) as bar:
+            result = import_rows(service, _admin(users), entity, header, rows,
+                                 all_or_nothing, progress=bar.update)
+    except ImportRefused as exc:
+        raise CommandFailed(f"{file}: {exc}") from None
+    for rejection in result.rejected:
+        click.echo(f"{file}:{rejection.line}: rejected: {'; '.join(rejection.reasons)}")
+    if result.rolled_back:
+        click.echo(f"nothing imported: {len(result.rejected)} rows were rejected "
+                   "(--all-or-nothing)")
+    else:
+        click.echo(f"{result.created} created, {result.updated} updated, "
+                   f"{len(result.rejected)} rejected")
+    if result.rejected:
+        ctx.exit(1)
+
+
+@cli.command()
+@click.argument("entity")
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
+@common_options
+@click.pass_context
+def export(ctx, entity, fmt, output):
+    """Export the records of ENTITY (formula injection neutralised)."""
+    from engine.records.transfer import export_rows, write_csv, write_xlsx
+    registry, service, users = _services(ctx)
+    if entity not in registry.entities or registry.entities[entity].parent:
+        raise CommandFailed(f"unknown entity '{entity}'"
+                            f"{engine.errors.did_you_mean(entity, registry.entities)}")
+    rows = export_rows(service, _admin(users), entity)
+    if fmt == "xlsx":
+        if not output:
+            raise CommandFailed("XLSX needs -o FILE")
+        count = write_xlsx(rows, Path(output), entity)
+    elif output:
+        with open(output, "w", encoding="utf-8", newline="") as out:
+            count = write_csv(rows, out)
+    else:
+        stream = click.get_text_stream("stdout", encoding="utf-8")
+        count = write_csv(rows, stream)
+    click.echo(f"exported {count} {entity} records", err=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -174,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     except engine.ConfigError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
+        return 1
+    except engine.RecordError as exc:
+        click.echo(f"crm: {exc.message}", err=True)
         return 1
     except Exception as exc:  # noqa: BLE001 - the last line of defence for a clear sentence
         if debug:

@@ -95,3 +95,43 @@ def postgres_database(postgres_server_url):
                 {"n": name})
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
+
+
+BARE_ROOT = FIXTURES / "bare_root"
+RECORDS_SITE = FIXTURES / "sites" / "records"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """A fresh, empty database: SQLite always, PostgreSQL when CRM_TEST_POSTGRES_URL is set."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+    else:
+        yield request.getfixturevalue("postgres_database")
+
+
+class World:
+    """A migrated test site with its record service and a few users."""
+
+    def __init__(self, url: str, site: Path = RECORDS_SITE, root: Path = BARE_ROOT):
+        from engine.records.service import RecordService
+        from engine.records.users import Users
+        from engine.storage.database import connect
+        from engine.storage.migrate import migrate
+
+        self.registry = engine.load_registry(site=site, root=root)
+        self.engine = connect(url)
+        migrate(self.engine, self.registry)
+        self.service = RecordService(self.registry, self.engine)
+        self.users = Users(self.registry, self.engine, self.service.schema)
+
+    def user(self, name: str, *roles: str, locale: str = "en"):
+        user_id = self.users.by_username(name) or self.users.create(name, "pw", list(roles))
+        return self.users.caller(user_id, locale=locale)
+
+
+@pytest.fixture
+def world(database_url):
+    w = World(database_url)
+    yield w
+    w.engine.dispose()

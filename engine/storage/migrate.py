@@ -113,8 +113,9 @@ def plan_migration(connection: sa.Connection, registry: Registry,
         for fld in list(entity.fields.values()) + list(entity.removed_fields.values()):
             plan.steps.extend(_field_steps(connection, entity, fld, table, columns, old_fields,
                                            rows, allow_data_loss))
+        renamed = {f.renamed_from for f in entity.fields.values() if f.renamed_from}
         for fname, spec in old_fields.items():
-            if not spec.get("removed") and (fname not in entity.fields):
+            if not spec.get("removed") and fname not in entity.fields and fname not in renamed:
                 plan.steps.append(Step(f"keep column {table.name}.{fname}: field {name}.{fname} "
                                        "is no longer used; its data is kept"))
         plan.steps.extend(_index_steps(inspector, table))
@@ -215,12 +216,11 @@ def _field_steps(connection, entity: Entity, fld: Field, table: sa.Table, column
         affected = _count(connection, tname, sa.and_(live, empty))
         steps.append(refusal(f"make {where} required: rows have it empty", affected, None))
     if fld.unique and not old.get("unique"):
-        dupes = sa.select(column).select_from(sa.table(tname, column, sa.column("deleted_at"))) \
-            .where(live, column.is_not(None)).group_by(column).having(sa.func.count() > 1) \
-            .subquery()
-        affected = int(connection.execute(
-            sa.select(sa.func.count()).select_from(sa.table(tname, column, sa.column("deleted_at")))
-            .where(live, column.in_(sa.select(dupes.c[cname])))).scalar() or 0)
+        source = sa.table(tname, sa.column(cname), sa.column("deleted_at"))
+        value, alive = source.c[cname], source.c.deleted_at.is_(None)
+        shared = sa.select(value).where(alive, value.is_not(None)).group_by(value) \
+            .having(sa.func.count() > 1)
+        affected = _count(connection, tname, sa.and_(live, column.in_(shared)))
         steps.append(refusal(f"make {where} unique: rows share a value", affected, None))
     for bound, op in (("min", "__lt__"), ("max", "__gt__")):
         new_value = getattr(fld, bound)
@@ -248,6 +248,17 @@ def _numeric_grew(old: dict, fld: Field) -> bool:
         (fld.precision or 0) < (old.get("precision") or 0))
 
 
+def _shared_values(connection, tname: str, columns: list[str]) -> int:
+    source = sa.table(tname, *[sa.column(c) for c in columns], sa.column("deleted_at"))
+    cols = [source.c[c] for c in columns]
+    alive = source.c.deleted_at.is_(None)
+    groups = sa.select(*cols, sa.func.count().label("n")).where(
+        alive, *[c.is_not(None) for c in cols]).group_by(*cols).having(sa.func.count() > 1) \
+        .subquery()
+    return int(connection.execute(sa.select(sa.func.coalesce(sa.func.sum(groups.c.n), 0)))
+               .scalar() or 0)
+
+
 def _alter(tname: str, cname: str, type_):
     def apply(ops: Operations, connection: sa.Connection) -> None:
         if is_sqlite(connection):
@@ -264,9 +275,17 @@ def _index_steps(inspector, table: sa.Table) -> list[Step]:
     want = {ix.name: ix for ix in table.indexes}
     steps = []
     for name, index in sorted(want.items()):
-        if name not in have:
-            steps.append(Step(f"create index {name}",
-                              lambda ops, conn, ix=index: ix.create(conn)))
+        if name in have:
+            continue
+        if index.unique:
+            shared = _shared_values(inspector.bind, table.name, [c.name for c in index.columns])
+            if shared:
+                # only reachable with --allow-data-loss: the rule still holds for every new
+                # or changed value (the record service checks it); the index waits for clean data
+                steps.append(Step(f"unique index {name} not built yet: {shared} rows share a "
+                                  "value"))
+                continue
+        steps.append(Step(f"create index {name}", lambda ops, conn, ix=index: ix.create(conn)))
     for name in sorted(have - set(want)):
         if name and name.startswith(("ix_e_", "uq_e_")):
             steps.append(Step(f"drop index {name} (no longer configured)",

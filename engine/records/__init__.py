@@ -1,0 +1,1 @@
+"""Records: the one way to read and write data (permissions, checks, audit)."""

@@ -1,0 +1,337 @@
+"""Listing records (API.md "Listing"): filters, text search, sort, keyset cursor, totals.
+
+A page costs a fixed number of statements whatever its size: the page itself, the capped
+count, one per lines field and one per referenced entity for titles.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import sqlalchemy as sa
+
+from engine.errors import BadRequest
+from engine.records.access import SYSTEM, Caller
+from engine.records.values import Invalid, coerce, to_json
+from engine.registry.fieldtypes import FIELD_KINDS
+from engine.registry.labels import Label
+from engine.registry.model import Entity, Field
+from engine.storage.search import fts_table, fts_table_name, search_document
+
+DEFAULT_LIMIT, MAX_LIMIT, COUNT_CAP = 50, 500, 10_000
+OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "isnull")
+RESERVED = ("q", "sort", "limit", "cursor", "fields", "count")
+_SYSTEM_KINDS = {"id": "integer", "version": "integer", "created_at": "datetime",
+                 "updated_at": "datetime", "owner": "reference", "created_by": "reference",
+                 "updated_by": "reference"}
+TEXTUAL = ("string", "text", "email", "phone", "url", "enum", "autonumber")
+
+
+def system_field(name: str) -> Field:
+    return Field(name=name, kind=FIELD_KINDS[_SYSTEM_KINDS[name]], label=Label.of(None, name),
+                 to="user" if _SYSTEM_KINDS[name] == "reference" else None)
+
+
+@dataclass
+class ListQuery:
+    filters: list[tuple[str, str, str, str]] = field(default_factory=list)  # param, f, op, raw
+    q: str | None = None
+    sort: str | None = None
+    limit: int = DEFAULT_LIMIT
+    cursor: str | None = None
+    fields: list[str] | None = None
+    exact_count: bool = False
+
+
+@dataclass
+class Page:
+    data: list[dict]
+    next_cursor: str | None
+    total: int
+    total_capped: bool
+    titles: dict[str, dict[int, str]]
+
+
+def bad(param: str, detail: str) -> BadRequest:
+    return BadRequest(f"{param}: {detail}", {param: [detail]})
+
+
+def parse_query(params: Mapping[str, Any]) -> ListQuery:
+    """Read API query parameters (a dict of str, or of lists from a multi-dict)."""
+    query = ListQuery()
+    for key, value in params.items():
+        if isinstance(value, list):
+            value = value[-1] if value else ""
+        value = str(value)
+        if key == "q":
+            query.q = value.strip() or None
+        elif key == "sort":
+            query.sort = value or None
+        elif key == "limit":
+            try:
+                query.limit = int(value)
+            except ValueError:
+                raise bad("limit", "must be a whole number") from None
+            if not 1 <= query.limit <= MAX_LIMIT:
+                raise bad("limit", f"must be between 1 and {MAX_LIMIT}")
+        elif key == "cursor":
+            query.cursor = value or None
+        elif key == "fields":
+            query.fields = [f.strip() for f in value.split(",") if f.strip()]
+        elif key == "count":
+            if value != "exact":
+                raise bad("count", "the only value is 'exact'")
+            query.exact_count = True
+        else:
+            name, _, op = key.partition("__")
+            op = op or "eq"
+            if op not in OPERATORS:
+                raise bad(key, f"unknown operator '{op}' (use one of {', '.join(OPERATORS)})")
+            query.filters.append((key, name, op, value))
+    return query
+
+
+class Lister:
+    """Runs list queries for a RecordService."""
+
+    def __init__(self, service):
+        self.service = service
+        self.registry = service.registry
+        self.schema = service.schema
+
+    def readable_field(self, caller: Caller, entity: Entity, name: str, param: str) -> Field:
+        access = self.service.access(caller, entity)
+        if name in _SYSTEM_KINDS:
+            return system_field(name)
+        fld = entity.fields.get(name)
+        if fld is None or name in access.hidden or not (fld.kind.stored or fld.type == "lines"):
+            raise bad(param, f"'{name}' is not a field you can use here")
+        return fld
+
+    def list(self, caller: Caller, entity_name: str, query: ListQuery) -> Page:
+        entity = self.service.entity(entity_name)
+        access = self.service.access(caller, entity)
+        if entity.parent or access.read is None:
+            raise self.service._not_found(caller, entity, "") if entity.parent else \
+                self.service._deny(caller, entity, "read")
+        table = self.schema.entities[entity.name]
+        where = [self.service.read_condition(caller, entity)]
+        for param, name, op, raw in query.filters:
+            fld = self.readable_field(caller, entity, name, param)
+            if fld.type == "lines":
+                raise bad(param, f"'{name}' cannot be filtered")
+            where.append(self._filter(table.c[name], fld, op, raw, param))
+        if query.q:
+            where.append(self._search(table, entity, query.q))
+        keys = self._sort_keys(caller, entity, query.sort)
+        if query.cursor:
+            where.append(self._after(table, keys, query.cursor, query.sort))
+        order = []
+        for name, descending in keys:
+            column = table.c[name]
+            order.append(column.is_(None).asc())
+            order.append(column.desc() if descending else column.asc())
+        order.append(table.c.id.asc())
+
+        columns = self._projection(caller, entity, query.fields)
+        with self.service.engine.connect() as conn:
+            rows = conn.execute(sa.select(table).where(*where).order_by(*order)
+                                .limit(query.limit + 1)).mappings().all()
+            more = len(rows) > query.limit
+            rows = rows[:query.limit]
+            records = [self.service._row(entity, row) for row in rows]
+            if any(entity.fields[c].type == "lines" for c in columns if c in entity.fields):
+                self.service._attach_lines(conn, caller, entity, records)
+            total, capped = self._count(conn, table, where[:-1] if query.cursor else where,
+                                        query.exact_count)
+            titles = self.titles(conn, caller, entity, records, columns)
+        data = [{k: r.get(k) for k in columns} for r in records]
+        cursor = self._cursor(keys, records[-1], query.sort) if more and records else None
+        return Page(data, cursor, total, capped, titles)
+
+    def _projection(self, caller, entity: Entity, wanted: list[str] | None) -> list[str]:
+        access = self.service.access(caller, entity)
+        if wanted is None:
+            return ["id", "version", "created_at", "updated_at", "created_by", "updated_by",
+                    "owner"] + [n for n in entity.fields if n not in access.hidden]
+        for name in wanted:
+            self.readable_field(caller, entity, name, "fields")
+        return ["id", "version"] + [n for n in wanted if n not in ("id", "version")]
+
+    def _filter(self, column, fld: Field, op: str, raw: str, param: str):
+        if op == "isnull":
+            if raw.lower() not in ("true", "false"):
+                raise bad(param, "must be true or false")
+            return column.is_(None) if raw.lower() == "true" else column.is_not(None)
+        if op == "contains":
+            if fld.type not in TEXTUAL:
+                raise bad(param, "contains works on text fields only")
+            escaped = raw.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            return sa.func.lower(column).like(f"%{escaped}%", escape="\\")
+        loose = dataclasses.replace(fld, min=None, max=None, max_length=None, pattern=None)
+        if fld.type in ("multi_enum", "json"):
+            raise bad(param, f"'{fld.name}' can only be filtered with isnull")
+
+        def parse(text: str):
+            try:
+                value = coerce(loose, text)
+            except Invalid as exc:
+                raise bad(param, f"'{text}' {exc.message.render()}") from None
+            if value is None:
+                raise bad(param, "needs a value (use __isnull to find empty ones)")
+            return value
+
+        if op == "in":
+            return column.in_([parse(part) for part in raw.split(",")])
+        value = parse(raw)
+        return {"eq": column == value, "ne": sa.or_(column != value, column.is_(None)),
+                "lt": column < value, "lte": column <= value, "gt": column > value,
+                "gte": column >= value}[op]
+
+    def _search(self, table, entity: Entity, text: str):
+        if not entity.search_fields:
+            raise bad("q", f"{entity.name} has no search fields")
+        conditions = []
+        sqlite = self.service.engine.dialect.name == "sqlite"
+        for term in text.split()[:10]:
+            escaped = term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            if sqlite and len(term) >= 3:
+                fts = fts_table(entity)
+                phrase = '"' + term.replace('"', '""') + '"'
+                conditions.append(table.c.id.in_(
+                    sa.select(fts.c.rowid).where(sa.text(
+                        f'"{fts_table_name(entity.name)}" MATCH :p').bindparams(p=phrase))))
+            elif sqlite:
+                conditions.append(sa.or_(*[
+                    sa.func.lower(table.c[f]).like(f"%{escaped}%", escape="\\")
+                    for f in entity.search_fields]))
+            else:
+                document = search_document(table, entity.search_fields)
+                conditions.append(document.like(f"%{escaped}%", escape="\\"))
+        return sa.and_(*conditions)
+
+    def _sort_keys(self, caller, entity: Entity, sort: str | None):
+        if not sort:
+            return list(entity.list_sort)
+        keys = []
+        for part in sort.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            name = part.lstrip("-+")
+            fld = self.readable_field(caller, entity, name, "sort")
+            if not fld.kind.orderable or not fld.kind.stored:
+                raise bad("sort", f"'{name}' cannot be sorted")
+            if name != "id":
+                keys.append((name, part.startswith("-")))
+            elif part.startswith("-"):
+                raise bad("sort", "records are sorted by ascending id last; sort by created_at "
+                                  "for newest first")
+        return keys
+
+    @staticmethod
+    def _signature(sort: str | None) -> str:
+        return hashlib.sha1((sort or "").encode()).hexdigest()[:8]
+
+    def _cursor(self, keys, record: dict, sort: str | None) -> str:
+        values = [to_json(None, record.get(name)) for name, _ in keys]
+        payload = {"s": self._signature(sort), "v": values, "id": record["id"]}
+        return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+    def _after(self, table, keys, cursor: str, sort: str | None):
+        try:
+            padded = cursor + "=" * (-len(cursor) % 4)
+            payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
+            values, last_id = payload["v"], int(payload["id"])
+            if payload["s"] != self._signature(sort) or len(values) != len(keys):
+                raise ValueError
+        except (ValueError, KeyError, TypeError):
+            raise bad("cursor", "is not a cursor of this listing (send the same filters and "
+                                "sort)") from None
+        entity_fields = {}
+        options = []
+        equal = []
+        for (name, descending), raw in zip(keys, values):
+            column = table.c[name]
+            value = None if raw is None else _parse_cursor_value(column, raw)
+            entity_fields[name] = value
+            if value is None:
+                after = sa.false()
+            else:
+                after = sa.or_(column < value if descending else column > value,
+                               column.is_(None))
+            options.append(sa.and_(*equal, after))
+            equal.append(column.is_(None) if value is None else column == value)
+        options.append(sa.and_(*equal, table.c.id > last_id))
+        return sa.or_(*options)
+
+    def _count(self, conn, table, where, exact: bool) -> tuple[int, bool]:
+        if exact:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(table)
+                                    .where(*where)).scalar()), False
+        inner = sa.select(sa.literal(1)).select_from(table).where(*where).limit(COUNT_CAP + 1) \
+            .subquery()
+        count = int(conn.execute(sa.select(sa.func.count()).select_from(inner)).scalar())
+        return (COUNT_CAP, True) if count > COUNT_CAP else (count, False)
+
+    def titles(self, conn, caller: Caller, entity: Entity, records: list[dict],
+               columns: list[str]) -> dict[str, dict[int, str]]:
+        """Return the titles of referenced records the caller may read, one query per target."""
+        wanted: dict[str, set[int]] = {}
+        targets: dict[str, list[str]] = {}
+        for name in columns:
+            if name in ("created_by", "updated_by", "owner"):
+                target = "user"
+            else:
+                fld = entity.fields.get(name)
+                if fld is None or fld.type != "reference":
+                    continue
+                target = fld.to
+            targets.setdefault(target, []).append(name)
+            wanted.setdefault(target, set()).update(
+                r[name] for r in records if r.get(name) is not None)
+        titles: dict[str, dict[int, str]] = {}
+        for target, ids in wanted.items():
+            found: dict[int, str] = {}
+            if ids:
+                if target == "user":
+                    users = self.schema.engine["user"]
+                    rows = conn.execute(sa.select(users.c.id, users.c.display_name)
+                                        .where(users.c.id.in_(ids)))
+                else:
+                    other = self.registry.entities[target]
+                    ttable = self.schema.entities[target]
+                    title = ttable.c[other.title] if other.title in ttable.c else ttable.c.id
+                    rows = conn.execute(sa.select(ttable.c.id, title).where(
+                        ttable.c.id.in_(ids), self.service.read_condition(caller, other)))
+                found = {int(i): str(t) if t is not None else f"#{i}" for i, t in rows}
+            for name in targets[target]:
+                titles[name] = {i: found[i] for r in records
+                                if (i := r.get(name)) is not None and i in found}
+        return titles
+
+
+def _parse_cursor_value(column, raw):
+    import datetime as dt
+    from decimal import Decimal
+    python_type = None
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        pass
+    if python_type is dt.datetime:
+        return dt.datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    if python_type is dt.date:
+        return dt.date.fromisoformat(str(raw))
+    if python_type is Decimal:
+        return Decimal(str(raw))
+    if python_type is int:
+        return int(raw)
+    if python_type is bool:
+        return bool(raw)
+    return raw

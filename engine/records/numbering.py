@@ -1,0 +1,47 @@
+"""Autonumbers: `QT-{YYYY}{MM}-{seq:5}`, unique and never reused, also under concurrency.
+
+Each pattern prefix (the pattern with its date tokens filled in) has its own counter row in
+`crm_sequence`, incremented inside the creating transaction: a rolled-back create gives its
+number back to no one else (the row lock serialises writers), a committed one keeps it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import sqlalchemy as sa
+
+from engine.registry.model import Entity, Field
+from engine.storage.tables import Schema
+
+_TOKEN = re.compile(r"\{(YYYY|YY|MM|DD|seq)(?::(\d+))?\}")
+
+
+def render(pattern: str, stamp: dt.datetime, seq: int | None) -> str:
+    def replace(match: re.Match) -> str:
+        token, width = match.group(1), match.group(2)
+        if token == "seq":
+            return "{seq}" if seq is None else str(seq).zfill(int(width or 1))
+        return {"YYYY": f"{stamp.year:04d}", "YY": f"{stamp.year % 100:02d}",
+                "MM": f"{stamp.month:02d}", "DD": f"{stamp.day:02d}"}[token]
+    return _TOKEN.sub(replace, pattern)
+
+
+def next_number(conn, schema: Schema, entity: Entity, field: Field, stamp: dt.datetime) -> str:
+    """Claim the next number of `field` for a record created at `stamp`."""
+    pattern = field.number_pattern or "{seq:6}"
+    counter = f"{entity.name}.{field.name}:{render(pattern, stamp, None)}"
+    table = schema.engine["sequence"]
+    for _ in range(3):
+        result = conn.execute(table.update().where(table.c.name == counter)
+                              .values(value=table.c.value + 1))
+        if result.rowcount == 0:
+            try:
+                with conn.begin_nested():
+                    conn.execute(table.insert().values(name=counter, value=1))
+            except sa.exc.IntegrityError:
+                continue  # another transaction created the counter first: increment it
+        value = conn.execute(sa.select(table.c.value).where(table.c.name == counter)).scalar()
+        return render(pattern, stamp, int(value))
+    raise RuntimeError(f"could not claim a number for {entity.name}.{field.name}")

@@ -1,0 +1,779 @@
+"""The record service: the one way records are created, read, changed and deleted.
+
+Every path (JSON API, web forms, import, seeding, automations) calls these methods, so every
+rule holds on every path: permissions, value checks, defaults, computed fields, rollups,
+autonumbers, lines, optimistic locking, soft delete and the audit trail, all in the caller's
+transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+import sqlalchemy as sa
+
+from engine.errors import (BadRequest, Conflict, Forbidden, NotFound, PreconditionRequired, RecordError,
+                           ValidationFailed)
+from engine.expr import EvaluationError, to_cel
+from engine.records.access import SYSTEM, Access, Caller, access_for
+from engine.records.messages import ACTIONS, Message, text
+from engine.records.numbering import next_number
+from engine.records.values import Invalid, coerce, from_storage, to_json
+from engine.registry.fieldtypes import FIELD_KINDS
+from engine.registry.labels import Label
+from engine.registry.model import SYSTEM_FIELDS, Entity, Field, Registry
+from engine.storage.database import is_sqlite, write_transaction
+from engine.storage.search import fts_table
+from engine.storage.tables import Schema, build_schema
+
+UTC = dt.timezone.utc
+READABLE_SYSTEM = ("id", "version", "created_at", "updated_at", "created_by", "updated_by",
+                   "owner")
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Dependent:
+    """A rollup on `entity.field` that must be refreshed when records of another entity change;
+    `link` is "parent_id" (lines) or the reference field pointing at `entity`."""
+
+    entity: str
+    field: str
+    link: str
+
+
+class RecordService:
+    """Create, read, list, change and delete records of any entity of one registry."""
+
+    def __init__(self, registry: Registry, engine: sa.Engine, schema: Schema | None = None):
+        self.registry = registry
+        self.engine = engine
+        self.schema = schema or build_schema(registry)
+        self.audit = self.schema.engine["audit"]
+        self.users = self.schema.engine["user"]
+        self._dependents = self._rollup_dependents()
+        self._expression_refs = {name: self._references_in_expressions(e)
+                                 for name, e in registry.entities.items()}
+        self._referrers = self._reference_index()
+
+    # ----------------------------------------------------------------- precomputed views
+
+    def _rollup_dependents(self) -> dict[str, list[Dependent]]:
+        deps: dict[str, list[Dependent]] = {}
+        for entity in self.registry.entities.values():
+            for fld in entity.fields.values():
+                if fld.type != "rollup":
+                    continue
+                if "." in fld.rollup_of:
+                    source, link = fld.rollup_of.split(".", 1)
+                else:
+                    source, link = entity.fields[fld.rollup_of].child_entity, "parent_id"
+                deps.setdefault(source, []).append(Dependent(entity.name, fld.name, link))
+        return deps
+
+    def _reference_index(self) -> dict[str, list[tuple[Entity, Field]]]:
+        index: dict[str, list[tuple[Entity, Field]]] = {}
+        for entity in self.registry.entities.values():
+            for fld in entity.fields.values():
+                if fld.type == "reference" and fld.to != "user":
+                    index.setdefault(fld.to, []).append((entity, fld))
+        return index
+
+    @staticmethod
+    def _references_in_expressions(entity: Entity) -> frozenset[str]:
+        names: set[str] = set()
+        for fld in entity.fields.values():
+            for expr in (fld.compute, fld.default_expr, fld.required_if, fld.read_only_if,
+                         fld.visible_if):
+                if expr is not None:
+                    names |= expr.names
+        for validation in entity.validations:
+            names |= validation.rule.names
+        return frozenset(n for n in names if n in entity.fields
+                         and entity.fields[n].type == "reference")
+
+    # ----------------------------------------------------------------- helpers
+
+    def entity(self, name: str, caller: Caller | None = None) -> Entity:
+        entity = self.registry.entities.get(name)
+        if entity is None:
+            raise NotFound(f"no entity '{name}'")
+        return entity
+
+    def access(self, caller: Caller, entity: Entity) -> Access:
+        return access_for(self.registry, caller, entity)
+
+    def read_condition(self, caller: Caller, entity: Entity, table=None):
+        """The SQL condition for records of `entity` the caller may read."""
+        table = table if table is not None else self.schema.entities[entity.name]
+        condition = table.c.deleted_at.is_(None)
+        access = self.access(caller, entity)
+        if access.read is None:
+            return sa.false()
+        if access.read == "own" and not entity.parent:
+            condition = sa.and_(condition, table.c.owner == caller.user_id)
+        return condition
+
+    def _deny(self, caller: Caller, entity: Entity, action: str) -> Forbidden:
+        verb = ACTIONS[action].get(caller.locale, ACTIONS[action]["en"])
+        return Forbidden(text("forbidden", caller.locale, action=verb,
+                              entity=entity.label.get(caller.locale)))
+
+    def _not_found(self, caller: Caller, entity: Entity, record_id) -> NotFound:
+        return NotFound(text("not_found", caller.locale, entity=entity.label.get(caller.locale),
+                             id=record_id))
+
+    def _row(self, entity: Entity, row: Mapping) -> dict[str, Any]:
+        record = {c: row[c] for c in READABLE_SYSTEM}
+        for name, fld in entity.fields.items():
+            if fld.kind.stored:
+                record[name] = from_storage(fld, row[name])
+        if entity.parent:
+            record["parent_id"] = row["parent_id"]
+        return record
+
+    # ----------------------------------------------------------------- reading
+
+    def get(self, caller: Caller, entity_name: str, record_id, *, conn=None,
+            with_lines: bool = True) -> dict[str, Any]:
+        """Return one readable record; unreadable or deleted ones do not exist (NotFound)."""
+        entity = self.entity(entity_name)
+        try:
+            record_id = int(record_id)
+        except (TypeError, ValueError):
+            raise self._not_found(caller, entity, record_id) from None
+        if conn is None:
+            with self.engine.connect() as conn:
+                return self.get(caller, entity_name, record_id, conn=conn, with_lines=with_lines)
+        table = self.schema.entities[entity.name]
+        row = conn.execute(sa.select(table).where(
+            table.c.id == record_id, self.read_condition(caller, entity))).mappings().first()
+        if row is None:
+            raise self._not_found(caller, entity, record_id)
+        record = self._row(entity, row)
+        if with_lines:
+            self._attach_lines(conn, caller, entity, [record])
+        return self._visible(caller, entity, record)
+
+    def _visible(self, caller: Caller, entity: Entity, record: dict) -> dict:
+        hidden = self.access(caller, entity).hidden
+        return {k: v for k, v in record.items() if k not in hidden} if hidden else record
+
+    def _attach_lines(self, conn, caller, entity: Entity, records: list[dict]) -> None:
+        ids = [r["id"] for r in records]
+        for name, fld in entity.fields.items():
+            if fld.type != "lines":
+                continue
+            child = self.registry.entities[fld.child_entity]
+            table = self.schema.entities[child.name]
+            by_parent: dict[int, list] = {i: [] for i in ids}
+            if ids:
+                rows = conn.execute(sa.select(table).where(
+                    table.c.parent_id.in_(ids), table.c.deleted_at.is_(None))
+                    .order_by(table.c.id)).mappings()
+                for row in rows:
+                    line = self._row(child, row)
+                    by_parent[line.pop("parent_id")].append(line)
+            for record in records:
+                record[name] = by_parent.get(record["id"], [])
+
+    def list(self, caller: Caller, entity_name: str, query=None):
+        """Return a Page of readable records (see engine.records.listing)."""
+        from engine.records.listing import Lister, ListQuery
+        return Lister(self).list(caller, entity_name, query or ListQuery())
+
+    def history(self, caller: Caller, entity_name: str, record_id, *, limit: int = 50,
+                cursor: str | None = None) -> tuple[list[dict], str | None]:
+        """Return the audit trail of a readable record, newest first, one page at a time."""
+        entity = self.entity(entity_name)
+        record = self.get(caller, entity_name, record_id)
+        hidden = self.access(caller, entity).hidden
+        query = sa.select(self.audit).where(self.audit.c.entity == entity.name,
+                                            self.audit.c.record_id == record["id"])
+        if cursor:
+            try:
+                query = query.where(self.audit.c.id < int(cursor))
+            except ValueError:
+                raise BadRequest("cursor: is not a cursor of this history",
+                                 {"cursor": ["is not a cursor of this history"]}) from None
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(self.audit.c.id.desc()).limit(limit + 1)).all()
+        entries = [{"at": to_json(None, row.at), "user": row.user_id, "action": row.action,
+                    "changes": {k: v for k, v in (row.changes or {}).items() if k not in hidden}}
+                   for row in rows[:limit]]
+        next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
+        return entries, next_cursor
+
+    # ----------------------------------------------------------------- writing
+
+    def create(self, caller: Caller, entity_name: str, data: Mapping[str, Any], *,
+               conn=None, allow_state: bool = False) -> dict[str, Any]:
+        """Create a record from `data`; raise a RecordError naming every bad field."""
+        entity = self.entity(entity_name)
+        access = self.access(caller, entity)
+        if entity.parent:
+            raise NotFound(f"no entity '{entity_name}'")
+        if access.create is None:
+            if access.read is None:
+                raise NotFound(f"no entity '{entity_name}'")
+            raise self._deny(caller, entity, "create")
+        if conn is None:
+            with write_transaction(self.engine) as conn:
+                return self.create(caller, entity_name, data, conn=conn, allow_state=allow_state)
+        # only the engine itself (seeding sample data) may place a record in a state directly
+        values, lines, errors = self._prepare(conn, caller, entity, access, data, current=None,
+                                              allow_state=allow_state and caller.system)
+        self._raise(caller, errors)
+        stamp = now()
+        table = self.schema.entities[entity.name]
+        for name, fld in entity.fields.items():
+            if fld.type == "autonumber":
+                values[name] = next_number(conn, self.schema, entity, fld, stamp)
+        owner = values.pop("owner", None) or caller.user_id
+        row = {**{k: v for k, v in values.items() if entity.fields[k].kind.stored},
+               "version": 1, "created_at": stamp, "updated_at": stamp,
+               "created_by": caller.user_id, "updated_by": caller.user_id, "owner": owner}
+        record_id = self._insert(conn, entity, table, row)
+        for name, items in lines.items():
+            self._write_lines(conn, caller, entity, entity.fields[name], record_id, items, {})
+        self._after_write(conn, entity, {**row, "id": record_id}, None)
+        if any(f.type == "rollup" for f in entity.fields.values()):
+            self.refresh_rollups(conn, entity, {record_id})
+        record = self.get(SYSTEM, entity.name, record_id, conn=conn)
+        self._audit(conn, caller, entity, record_id, "create",
+                    self._changes(entity, {}, record), stamp)
+        return self._visible(caller, entity, record)
+
+    def _insert(self, conn, entity: Entity, table: sa.Table, row: dict) -> int:
+        try:
+            with conn.begin_nested():
+                record_id = conn.execute(table.insert().values(row)).inserted_primary_key[0]
+        except sa.exc.IntegrityError as exc:
+            raise self._unique_violation(entity, exc) from None
+        return int(record_id)
+
+    def _unique_violation(self, entity: Entity, exc) -> ValidationFailed:
+        message = str(exc.orig)
+        for name in entity.fields:
+            if f".{name}" in message or f"_{name}" in message or f'"{name}"' in message:
+                return ValidationFailed("1 field is invalid", {name: [text("not_unique")]})
+        return ValidationFailed("a unique rule was broken", {"__all__": [text("not_unique")]})
+
+    def update(self, caller: Caller, entity_name: str, record_id, data: Mapping[str, Any],
+               version=None, *, conn=None, allow_state: bool = False) -> dict[str, Any]:
+        """Change fields of a record read at `version`; a stale version is a Conflict."""
+        entity = self.entity(entity_name)
+        if entity.parent:
+            raise NotFound(f"no entity '{entity_name}'")
+        if conn is None:
+            with write_transaction(self.engine) as conn:
+                return self.update(caller, entity_name, record_id, data, version, conn=conn,
+                                   allow_state=allow_state)
+        data = dict(data)
+        version = data.pop("version", version)
+        current = self.get(SYSTEM, entity.name, record_id, conn=conn)
+        self._check_row_access(caller, entity, current, "update")
+        version = self._version(caller, version)
+        if version != current["version"]:
+            raise Conflict(text("conflict", caller.locale, current=current["version"]),
+                           current_version=current["version"])
+        access = self.access(caller, entity)
+        values, lines, errors = self._prepare(conn, caller, entity, access, data, current,
+                                              allow_state=allow_state)
+        self._raise(caller, errors)
+        return self._save(conn, caller, entity, current, values, lines, "update")
+
+    def _save(self, conn, caller, entity: Entity, current: dict, values: dict, lines: dict,
+              action: str, stamp: dt.datetime | None = None) -> dict:
+        stamp = stamp or now()
+        table = self.schema.entities[entity.name]
+        stored = {k: v for k, v in values.items()
+                  if (k in entity.fields and entity.fields[k].kind.stored) or k == "owner"}
+        stored.update(version=current["version"] + 1, updated_at=stamp,
+                      updated_by=caller.user_id)
+        try:
+            with conn.begin_nested():
+                result = conn.execute(table.update().where(
+                    table.c.id == current["id"], table.c.version == current["version"],
+                    table.c.deleted_at.is_(None)).values(stored))
+        except sa.exc.IntegrityError as exc:
+            raise self._unique_violation(entity, exc) from None
+        if result.rowcount != 1:
+            latest = conn.execute(sa.select(table.c.version).where(
+                table.c.id == current["id"])).scalar()
+            raise Conflict(text("conflict", caller.locale, current=latest), current_version=latest)
+        existing_lines = {name: {line["id"]: line for line in current.get(name, [])}
+                          for name in lines}
+        for name, items in lines.items():
+            self._write_lines(conn, caller, entity, entity.fields[name], current["id"], items,
+                              existing_lines[name])
+        self._after_write(conn, entity, {**current, **stored}, current)
+        record = self.get(SYSTEM, entity.name, current["id"], conn=conn)
+        changes = self._changes(entity, current, record)
+        self._audit(conn, caller, entity, current["id"], action, changes, stamp)
+        return self._visible(caller, entity, record)
+
+    def _version(self, caller: Caller, version) -> int:
+        if version is None or version == "":
+            raise PreconditionRequired(text("version_required", caller.locale))
+        try:
+            return int(str(version).strip().strip('"').removeprefix('W/').strip('"'))
+        except ValueError:
+            raise ValidationFailed("version must be a whole number",
+                                   {"version": [text("not_integer", caller.locale)]}) from None
+
+    def _check_row_access(self, caller: Caller, entity: Entity, record: dict, action: str):
+        access = self.access(caller, entity)
+        if access.read is None or (access.read == "own" and record["owner"] != caller.user_id):
+            raise self._not_found(caller, entity, record["id"])
+        grant = getattr(access, action)
+        if grant is None or (grant == "own" and record["owner"] != caller.user_id):
+            raise self._deny(caller, entity, action)
+
+    def delete(self, caller: Caller, entity_name: str, record_id, version=None, *,
+               conn=None) -> None:
+        """Soft-delete a record read at `version`, applying `on_delete` of references to it."""
+        entity = self.entity(entity_name)
+        if entity.parent:
+            raise NotFound(f"no entity '{entity_name}'")
+        if conn is None:
+            with write_transaction(self.engine) as conn:
+                return self.delete(caller, entity_name, record_id, version, conn=conn)
+        current = self.get(SYSTEM, entity.name, record_id, conn=conn)
+        self._check_row_access(caller, entity, current, "delete")
+        version = self._version(caller, version)
+        if version != current["version"]:
+            raise Conflict(text("conflict", caller.locale, current=current["version"]),
+                           current_version=current["version"])
+        self._soft_delete(conn, caller, entity, current, now())
+
+    def _soft_delete(self, conn, caller: Caller, entity: Entity, current: dict,
+                     stamp: dt.datetime) -> None:
+        for referrer, fld in self._referrers.get(entity.name, []):
+            rtable = self.schema.entities[referrer.name]
+            where = sa.and_(rtable.c[fld.name] == current["id"], rtable.c.deleted_at.is_(None))
+            if fld.on_delete == "restrict":
+                count = conn.execute(sa.select(sa.func.count()).select_from(rtable)
+                                     .where(where)).scalar()
+                if count:
+                    raise Conflict(text("restricted", caller.locale, count=count,
+                                        entity=referrer.label.get(caller.locale)),
+                                   referencing_entity=referrer.name, count=count)
+            elif fld.on_delete == "set_null":
+                for row in conn.execute(sa.select(rtable).where(where)).mappings().all():
+                    before = self._row(referrer, row)
+                    self._save(conn, SYSTEM, referrer, before, {fld.name: None}, {}, "update",
+                               stamp)
+            else:
+                for row in conn.execute(sa.select(rtable).where(where)).mappings().all():
+                    self._soft_delete(conn, caller, referrer, self._row(referrer, row), stamp)
+        table = self.schema.entities[entity.name]
+        result = conn.execute(table.update().where(
+            table.c.id == current["id"], table.c.version == current["version"],
+            table.c.deleted_at.is_(None)).values(
+            deleted_at=stamp, version=current["version"] + 1, updated_at=stamp,
+            updated_by=caller.user_id))
+        if result.rowcount != 1:
+            raise Conflict(text("conflict", caller.locale, current="?"))
+        for fld in entity.fields.values():
+            if fld.type == "lines":
+                child = self.schema.entities[fld.child_entity]
+                conn.execute(child.update().where(child.c.parent_id == current["id"],
+                                                  child.c.deleted_at.is_(None))
+                             .values(deleted_at=stamp))
+        self._after_write(conn, entity, None, current)
+        self._audit(conn, caller, entity, current["id"], "delete",
+                    {"deleted_at": [None, to_json(None, stamp)]}, stamp)
+
+    # ----------------------------------------------------------------- preparing values
+
+    def _prepare(self, conn, caller: Caller, entity: Entity, access: Access,
+                 data: Mapping[str, Any], current: dict | None, allow_state: bool = False,
+                 prefix: str = "") -> tuple[dict, dict, dict]:
+        """Check and convert input; return (values to store, lines by field, errors)."""
+        errors: dict[str, list[str]] = {}
+        loc = caller.locale
+
+        def fail(name: str, message: Message) -> None:
+            errors.setdefault(prefix + name, []).append(message.render(loc))
+
+        if not isinstance(data, Mapping):
+            raise ValidationFailed("the body must be an object of field values")
+        workflow = self.registry.workflow_by_entity.get(entity.name)
+        values: dict[str, Any] = {}
+        lines: dict[str, list] = {}
+        for name, raw in data.items():
+            fld = entity.fields.get(name)
+            if name == "owner" and not entity.parent:
+                if access.change_owner is None and not (current is None and raw in
+                                                        (None, caller.user_id)):
+                    fail(name, Message("owner_change"))
+                    continue
+                try:
+                    values["owner"] = coerce(_USER_REF, raw)
+                except Invalid as exc:
+                    fail(name, exc.message)
+                continue
+            if name in SYSTEM_FIELDS or name == "parent_id":
+                fail(name, Message("system_field"))
+                continue
+            if fld is None or name in access.hidden:
+                fail(name, Message("unknown_field", entity=entity.name))
+                continue
+            if workflow is not None and name == workflow.field and not allow_state:
+                fail(name, Message("state_field"))
+                continue
+            if not fld.kind.writable or fld.compute is not None:
+                fail(name, Message("not_writable"))
+                continue
+            if fld.read_only or (name in access.read_only and not entity.parent):
+                fail(name, Message("read_only"))
+                continue
+            if fld.type == "lines":
+                if not isinstance(raw, list) or not all(isinstance(i, Mapping) for i in raw):
+                    fail(name, Message("not_lines"))
+                    continue
+                lines[name] = list(raw)
+                continue
+            try:
+                values[name] = coerce(fld, raw)
+            except Invalid as exc:
+                fail(name, exc.message)
+        if errors:
+            return values, lines, errors
+
+        merged = dict(current or {})
+        merged.update(values)
+        if current is None:
+            for name, fld in entity.fields.items():
+                if name in values or not fld.kind.stored:
+                    continue
+                if workflow is not None and name == workflow.field:
+                    values[name] = workflow.initial
+                elif fld.default is not None:
+                    values[name] = fld.default
+                elif fld.default_expr is not None:
+                    scope = self._scope(conn, caller, entity, merged)
+                    try:
+                        values[name] = coerce(fld, (fld.default_expr.evaluate(scope)))
+                    except (EvaluationError, Invalid):
+                        values[name] = None
+                if name in values:
+                    merged[name] = values[name]
+        if workflow is not None and allow_state and workflow.field in values:
+            merged[workflow.field] = values[workflow.field]
+
+        # lines first: their computed amounts feed the parent's rollups and checks
+        line_values = {}
+        for name, items in lines.items():
+            child = self.registry.entities[entity.fields[name].child_entity]
+            existing = {l["id"]: l for l in (current or {}).get(name, [])}
+            prepared = []
+            for i, item in enumerate(items):
+                item = dict(item)
+                line_id = item.pop("id", None)
+                item.pop("version", None)
+                before = None
+                if line_id is not None:
+                    before = existing.get(_int_or_none(line_id))
+                    if before is None:
+                        fail(f"{name}[{i}]", Message("bad_line_id", id=line_id))
+                        continue
+                child_access = self.access(caller, child)
+                v, _, e = self._prepare(conn, caller, child, child_access, item, before,
+                                        prefix=f"{prefix}{name}[{i}].")
+                errors.update(e)
+                prepared.append((before, v))
+            line_values[name] = prepared
+        lines = line_values
+
+        scope = self._scope(conn, caller, entity, merged)
+        for name, fld in entity.fields.items():
+            if fld.compute is not None:
+                try:
+                    result = coerce(fld, (fld.compute.evaluate(scope)))
+                except (EvaluationError, Invalid):
+                    result = None
+                values[name] = merged[name] = result
+                scope[name] = to_cel(result)
+        self._validate(conn, caller, entity, merged, values, current, scope, fail)
+        return values, lines, errors
+
+    def _validate(self, conn, caller, entity: Entity, merged: dict, values: dict,
+                  current: dict | None, scope: dict, fail) -> None:
+        before_scope = self._scope(conn, caller, entity, current) if current else scope
+        for name, fld in entity.fields.items():
+            if not fld.kind.stored and fld.type != "lines":
+                continue
+            value = merged.get(name)
+            empty = value is None or value == "" or value == []
+            required = fld.required
+            if not required and fld.required_if is not None:
+                try:
+                    required = fld.required_if.test(scope)
+                except EvaluationError:
+                    required = False
+            if required and empty and fld.kind.writable and fld.compute is None:
+                fail(name, Message("required"))
+            if fld.read_only_if is not None and name in values and current is not None \
+                    and values[name] != current.get(name):
+                try:
+                    locked = fld.read_only_if.test(before_scope)
+                except EvaluationError:
+                    locked = False
+                if locked:
+                    fail(name, Message("read_only"))
+            if fld.type == "reference" and name in values and values[name] is not None:
+                if not self._reference_ok(conn, caller, fld, values[name]):
+                    fail(name, Message("no_such_record"))
+        if "owner" in values and values["owner"] is not None:
+            exists = conn.execute(sa.select(self.users.c.id).where(
+                self.users.c.id == values["owner"], self.users.c.active)).first()
+            if exists is None:
+                fail("owner", Message("no_such_record"))
+        if not entity.parent:
+            self._check_unique(conn, entity, merged, current, fail)
+        for validation in entity.validations:
+            try:
+                ok = validation.rule.test(scope)
+            except EvaluationError:
+                ok = False
+            if not ok:
+                fail("__all__", Message("rule_failed", rule=validation.message))
+
+    def _reference_ok(self, conn, caller: Caller, fld: Field, target_id: int) -> bool:
+        if fld.to == "user":
+            return conn.execute(sa.select(self.users.c.id).where(
+                self.users.c.id == target_id)).first() is not None
+        target = self.registry.entities[fld.to]
+        table = self.schema.entities[target.name]
+        return conn.execute(sa.select(table.c.id).where(
+            table.c.id == target_id, self.read_condition(caller, target))).first() is not None
+
+    def _check_unique(self, conn, entity: Entity, merged: dict, current, fail) -> None:
+        table = self.schema.entities[entity.name]
+        groups = [(f.name,) for f in entity.fields.values() if f.unique and f.kind.stored]
+        groups += list(entity.unique)
+        for group in groups:
+            values = [merged.get(c) for c in group]
+            if any(v is None for v in values):
+                continue
+            where = [table.c[c] == v for c, v in zip(group, values)]
+            where.append(table.c.deleted_at.is_(None))
+            if current is not None:
+                where.append(table.c.id != current["id"])
+            if conn.execute(sa.select(table.c.id).where(*where).limit(1)).first():
+                if len(group) == 1:
+                    fail(group[0], Message("not_unique"))
+                else:
+                    fail(group[-1], Message("not_unique_together", fields=", ".join(group)))
+
+    def _scope(self, conn, caller: Caller, entity: Entity, record: Mapping | None) -> dict:
+        """Return the names an expression about `record` sees (CEL-ready values)."""
+        record = record or {}
+        scope: dict[str, Any] = {}
+        for name, fld in entity.fields.items():
+            value = record.get(name)
+            if fld.type == "reference":
+                scope[name] = self._reference_scope(conn, fld, value) \
+                    if name in self._expression_refs[entity.name] else \
+                    ({"id": value} if value is not None else None)
+            elif fld.type == "lines":
+                scope[name] = [{k: to_cel(v) for k, v in line.items()}
+                               for line in (value or []) if isinstance(line, Mapping)]
+            else:
+                scope[name] = to_cel(value)
+        for name in ("id", "version", "created_at", "updated_at"):
+            scope[name] = to_cel(record.get(name))
+        for name in ("created_by", "updated_by", "owner"):
+            value = record.get(name, caller.user_id if name == "owner" else None)
+            scope[name] = {"id": value} if value is not None else None
+        scope["user"] = caller.scope()
+        return scope
+
+    def _reference_scope(self, conn, fld: Field, value) -> dict | None:
+        if value is None:
+            return None
+        if fld.to == "user":
+            row = conn.execute(sa.select(self.users.c.id, self.users.c.username,
+                                         self.users.c.display_name, self.users.c.email)
+                               .where(self.users.c.id == value)).mappings().first()
+            return dict(row) if row else None
+        target = self.registry.entities[fld.to]
+        table = self.schema.entities[target.name]
+        row = conn.execute(sa.select(table).where(table.c.id == value)).mappings().first()
+        if row is None:
+            return None
+        record = self._row(target, row)
+        result = {}
+        for name, value in record.items():
+            tf = target.fields.get(name)
+            result[name] = {"id": value} if tf is not None and tf.type == "reference" and \
+                value is not None else to_cel(value)
+        return result
+
+    def _raise(self, caller: Caller, errors: dict[str, list[str]]) -> None:
+        if errors:
+            n = len(errors)
+            message = text("invalid_field", caller.locale) if n == 1 else \
+                text("invalid_fields", caller.locale, n=n)
+            raise ValidationFailed(message, errors)
+
+    # ----------------------------------------------------------------- lines and rollups
+
+    def _write_lines(self, conn, caller, entity: Entity, fld: Field, parent_id: int,
+                     items: list, existing: dict[int, dict]) -> None:
+        child = self.registry.entities[fld.child_entity]
+        table = self.schema.entities[child.name]
+        stamp = now()
+        kept = set()
+        for before, values in items:
+            stored = {k: v for k, v in values.items() if child.fields[k].kind.stored}
+            if before is None:
+                self._insert(conn, child, table, {
+                    **stored, "parent_id": parent_id, "version": 1, "created_at": stamp,
+                    "updated_at": stamp, "created_by": caller.user_id,
+                    "updated_by": caller.user_id, "owner": None})
+            else:
+                kept.add(before["id"])
+                if any(before.get(k) != v for k, v in stored.items()):
+                    conn.execute(table.update().where(table.c.id == before["id"]).values(
+                        **stored, version=table.c.version + 1, updated_at=stamp,
+                        updated_by=caller.user_id))
+        gone = [line_id for line_id in existing if line_id not in kept]
+        if gone:
+            conn.execute(table.update().where(table.c.id.in_(gone)).values(deleted_at=stamp))
+
+    def _after_write(self, conn, entity: Entity, new: Mapping | None,
+                     old: Mapping | None) -> None:
+        """Keep rollups, search and dependent computed fields current after a write."""
+        self._sync_search(conn, entity, new, old)
+        for dep in self._dependents.get(entity.name, []):
+            ids = set()
+            for record in (new, old):
+                if record is not None and record.get(dep.link) is not None:
+                    ids.add(record[dep.link])
+            if ids:
+                self.refresh_rollups(conn, self.registry.entities[dep.entity], ids, dep.field)
+        for fld in entity.fields.values():
+            if fld.type == "lines" and new is not None and new.get("id") is not None:
+                for dep in self._dependents.get(fld.child_entity, []):
+                    if dep.entity == entity.name:
+                        self.refresh_rollups(conn, entity, {new["id"]}, dep.field)
+
+    def refresh_rollups(self, conn, entity: Entity, ids: Iterable[int],
+                        only: str | None = None) -> None:
+        """Recompute rollups of `entity` for `ids` in SQL, then computed fields using them."""
+        from engine.storage.sqlexpr import to_sql
+
+        table = self.schema.entities[entity.name]
+        ids = sorted(ids)
+        changed = False
+        for fld in entity.fields.values():
+            if fld.type != "rollup" or (only and fld.name != only):
+                continue
+            if "." in fld.rollup_of:
+                source_name, link = fld.rollup_of.split(".", 1)
+            else:
+                source_name, link = entity.fields[fld.rollup_of].child_entity, "parent_id"
+            source = self.registry.entities[source_name]
+            stable = self.schema.entities[source_name].alias("src")
+            column = stable.c[fld.rollup_field] if fld.rollup_field else stable.c.id
+            agg = {"sum": sa.func.sum, "avg": sa.func.avg, "min": sa.func.min,
+                   "max": sa.func.max, "count": sa.func.count}[fld.rollup_agg](column)
+            if fld.rollup_agg in ("sum", "count"):
+                agg = sa.func.coalesce(agg, 0)
+            where = [stable.c[link] == table.c.id, stable.c.deleted_at.is_(None)]
+            if fld.rollup_where is not None:
+                where.append(to_sql(fld.rollup_where.source, source, self.registry, self.schema,
+                                    table=stable))
+            subquery = sa.select(agg).where(*where).scalar_subquery()
+            conn.execute(table.update().where(table.c.id.in_(ids)).values({fld.name: subquery}))
+            changed = True
+        if changed:
+            self._recompute(conn, entity, ids)
+
+    def _recompute(self, conn, entity: Entity, ids: list[int]) -> None:
+        computed = [f for f in entity.fields.values() if f.compute is not None]
+        if not computed:
+            return
+        table = self.schema.entities[entity.name]
+        rows = conn.execute(sa.select(table).where(table.c.id.in_(ids))).mappings().all()
+        for row in rows:
+            record = self._row(entity, row)
+            scope = self._scope(conn, SYSTEM, entity, record)
+            updates = {}
+            for fld in computed:
+                try:
+                    value = coerce(fld, (fld.compute.evaluate(scope)))
+                except (EvaluationError, Invalid):
+                    value = None
+                scope[fld.name] = to_cel(value)
+                if value != record.get(fld.name):
+                    updates[fld.name] = value
+            if updates:
+                conn.execute(table.update().where(table.c.id == record["id"]).values(updates))
+
+    def _sync_search(self, conn, entity: Entity, new: Mapping | None, old: Mapping | None):
+        if not entity.search_fields or not is_sqlite(conn):
+            return
+        if new is not None and old is not None and all(
+                new.get(f) == old.get(f) for f in entity.search_fields):
+            return
+        fts = fts_table(entity)
+        record_id = (new or old)["id"]
+        conn.execute(sa.delete(fts).where(fts.c.rowid == record_id))
+        if new is not None:
+            conn.execute(sa.insert(fts).values(
+                rowid=record_id, **{f: _search_text(new.get(f)) for f in entity.search_fields}))
+
+    # ----------------------------------------------------------------- audit
+
+    def _changes(self, entity: Entity, before: Mapping, after: Mapping) -> dict:
+        changes = {}
+        for name, fld in entity.fields.items():
+            if not fld.track:
+                continue
+            old, new = before.get(name), after.get(name)
+            if fld.type == "lines":
+                old = [to_json_line(self.registry.entities[fld.child_entity], l) for l in old or []]
+                new = [to_json_line(self.registry.entities[fld.child_entity], l) for l in new or []]
+                if old != new:
+                    changes[name] = [old, new]
+                continue
+            if old != new:
+                changes[name] = [to_json(fld, old), to_json(fld, new)]
+        if before.get("owner") != after.get("owner"):
+            changes["owner"] = [before.get("owner"), after.get("owner")]
+        return changes
+
+    def _audit(self, conn, caller: Caller, entity: Entity, record_id: int, action: str,
+               changes: dict, stamp: dt.datetime) -> None:
+        conn.execute(self.audit.insert().values(entity=entity.name, record_id=record_id,
+                                                action=action, user_id=caller.user_id, at=stamp,
+                                                changes=changes))
+
+
+def to_json_line(entity: Entity, line: Mapping) -> dict:
+    return {k: to_json(entity.fields.get(k), v) for k, v in line.items()
+            if k in entity.fields or k == "id"}
+
+
+def _search_text(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def _int_or_none(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+_USER_REF = Field(name="owner", kind=FIELD_KINDS["reference"], label=Label.of(None, "owner"),
+                  to="user")

@@ -1,0 +1,287 @@
+"""CSV and XLSX in and out, through the record service (CLI.md "Files in and out").
+
+Export writes what the exporting user may read, with spreadsheet formulas neutralised;
+import maps headers (identifiers or labels in either language) to fields, creates or updates
+each row through the record service and reports every rejected row with its line number.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Callable, Iterator
+
+from engine.errors import RecordError
+from engine.records.access import Caller
+from engine.records.listing import ListQuery
+from engine.records.values import to_json
+from engine.registry.model import Entity
+
+EXPORT_SYSTEM = ("version", "owner", "created_at", "updated_at")
+IGNORED_ON_IMPORT = ("created_at", "updated_at", "created_by", "updated_by")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: str) -> str:
+    """Prefix text that a spreadsheet would run as a formula with a quote."""
+    stripped = value.lstrip(" ")
+    if stripped[:1] in _FORMULA_START or value[:1] in ("\t", "\r"):
+        return "'" + value
+    return value
+
+
+def export_columns(service, caller: Caller, entity: Entity) -> list[str]:
+    hidden = service.access(caller, entity).hidden
+    return ["id", *EXPORT_SYSTEM] + [n for n, f in entity.fields.items()
+                                     if f.kind.stored and n not in hidden]
+
+
+def export_rows(service, caller: Caller, entity_name: str) -> Iterator[list]:
+    """Yield the header, then one row of typed cells per readable record (keyset pages)."""
+    entity = service.entity(entity_name)
+    columns = export_columns(service, caller, entity)
+    yield columns
+    cursor = None
+    while True:
+        query = ListQuery(limit=500, cursor=cursor, sort="id", fields=None)
+        page = service.list(caller, entity_name, query)
+        for record in page.data:
+            row = []
+            for name in columns:
+                value = record.get(name)
+                fld = entity.fields.get(name)
+                if isinstance(value, Decimal):
+                    row.append(value)
+                elif isinstance(value, list):
+                    row.append(",".join(str(v) for v in value))
+                elif isinstance(value, dict):
+                    import json
+                    row.append(json.dumps(value, ensure_ascii=False))
+                else:
+                    row.append(to_json(fld, value))
+            yield row
+        cursor = page.next_cursor
+        if cursor is None:
+            return
+
+
+def _cell_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, Decimal)):
+        return str(value)
+    return neutralise(str(value))
+
+
+def write_csv(rows: Iterator[list], out) -> int:
+    """Write UTF-8 CSV with a byte-order mark; return the number of records."""
+    out.write("\ufeff")
+    writer = csv.writer(out, lineterminator="\r\n")
+    count = -1
+    for row in rows:
+        writer.writerow([_cell_text(v) for v in row])
+        count += 1
+    return count
+
+
+def write_xlsx(rows: Iterator[list], path: Path, title: str) -> int:
+    from openpyxl import Workbook
+    from openpyxl.cell.cell import TYPE_STRING
+
+    workbook = Workbook(write_only=False)
+    sheet = workbook.active
+    sheet.title = title[:31]
+    count = -1
+    for r, row in enumerate(rows, start=1):
+        for c, value in enumerate(row, start=1):
+            if isinstance(value, Decimal):
+                cell = sheet.cell(r, c, float(value))
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                cell = sheet.cell(r, c, value)
+            elif value is None:
+                continue
+            else:
+                cell = sheet.cell(r, c)
+                cell.value = _cell_text(value)
+                cell.data_type = TYPE_STRING  # a text value is never a formula
+        count += 1
+    workbook.save(path)
+    return count
+
+
+# ---------------------------------------------------------------------------------- import
+
+@dataclass
+class Rejection:
+    line: int
+    reasons: list[str]
+
+
+@dataclass
+class ImportResult:
+    created: int = 0
+    updated: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    rolled_back: bool = False
+
+
+class ImportRefused(Exception):
+    """The file as a whole cannot be imported (a column matches no field, unreadable file)."""
+
+
+def read_table(path: Path, encoding: str | None = None,
+               sheet: str | None = None) -> tuple[list[str], list[tuple[int, list]]]:
+    """Return the header and (line number, cells) rows of a CSV or XLSX file."""
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        return _read_xlsx(path, sheet)
+    raw = path.read_bytes()
+    text = _decode(raw, encoding)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows = []
+    header = None
+    start = 1
+    for cells in reader:
+        if header is None:
+            header = cells
+        elif any(c.strip() for c in cells):
+            rows.append((start, cells))
+        start = reader.line_num + 1
+    if header is None:
+        raise ImportRefused("the file is empty")
+    return [h.strip().lstrip("\ufeff") for h in header], rows
+
+
+def _decode(raw: bytes, encoding: str | None) -> str:
+    if encoding:
+        try:
+            return raw.decode(encoding)
+        except (LookupError, UnicodeDecodeError) as exc:
+            raise ImportRefused(f"the file is not in {encoding}: {exc}") from None
+    for candidate in ("utf-8-sig", "gb18030"):
+        try:
+            return raw.decode(candidate)
+        except UnicodeDecodeError:
+            continue
+    raise ImportRefused("the file is neither UTF-8 nor GB18030/GBK; give --encoding")
+
+
+def _read_xlsx(path: Path, sheet: str | None):
+    from openpyxl import load_workbook
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds for a damaged file
+        raise ImportRefused(f"the file is not a readable XLSX workbook ({exc})") from None
+    if sheet is not None and sheet not in workbook.sheetnames:
+        raise ImportRefused(f"no sheet '{sheet}' (sheets: {', '.join(workbook.sheetnames)})")
+    ws = workbook[sheet] if sheet else workbook.worksheets[0]
+    header, rows = None, []
+    for number, cells in enumerate(ws.iter_rows(values_only=True), start=1):
+        cells = ["" if c is None else c for c in cells]
+        if header is None:
+            header = [str(c).strip() for c in cells]
+        elif any(str(c).strip() for c in cells):
+            rows.append((number, list(cells)))
+    if header is None:
+        raise ImportRefused("the sheet is empty")
+    return header, rows
+
+
+def map_columns(entity: Entity, header: list[str]) -> list[str | None]:
+    """Map each header to a field identifier; refuse the file on a column matching nothing."""
+    names = {}
+    for name, fld in entity.fields.items():
+        names[name] = name
+        for text in fld.label.texts.values():
+            names.setdefault(text.strip().lower(), name)
+        names.setdefault(fld.label.get("en").lower(), name)
+    mapped = []
+    unknown = []
+    for column in header:
+        key = column.strip()
+        if key in ("id", "version", "owner") or key in IGNORED_ON_IMPORT:
+            mapped.append(key)
+        elif key in names or key.lower() in names:
+            mapped.append(names.get(key) or names[key.lower()])
+        elif key == "":
+            mapped.append(None)
+        else:
+            unknown.append(column)
+    if unknown:
+        raise ImportRefused(f"column '{unknown[0]}' matches no field of {entity.name}"
+                            + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""))
+    return mapped
+
+
+def import_rows(service, caller: Caller, entity_name: str, header: list[str],
+                rows: list[tuple[int, list]], all_or_nothing: bool = False,
+                progress: Callable[[int], None] | None = None) -> ImportResult:
+    """Create or update one record per row through the record service."""
+    from engine.storage.database import write_transaction
+
+    entity = service.entity(entity_name)
+    columns = map_columns(entity, header)
+    workflow = service.registry.workflow_by_entity.get(entity.name)
+    skip = set(IGNORED_ON_IMPORT)
+    for name, fld in entity.fields.items():
+        if not fld.kind.writable or fld.compute is not None or \
+                (workflow is not None and name == workflow.field):
+            skip.add(name)  # exported for reading; never written from a file
+    result = ImportResult()
+
+    def one(conn, line: int, cells: list) -> None:
+        values = {}
+        for column, cell in zip(columns, cells):
+            if column is None or column in skip:
+                continue
+            values[column] = None if (isinstance(cell, str) and cell.strip() == "") else cell
+        record_id = values.pop("id", None)
+        version = values.pop("version", None)
+        if record_id is not None:
+            current = service.get(caller, entity.name, record_id, conn=conn)
+            service.update(caller, entity.name, current["id"], values,
+                           version if version is not None else current["version"], conn=conn)
+            result.updated += 1
+        else:
+            service.create(caller, entity.name, values, conn=conn)
+            result.created += 1
+
+    def reasons(exc: RecordError) -> list[str]:
+        if exc.fields:
+            return [f"{k}: {'; '.join(v)}" for k, v in exc.fields.items()]
+        return [exc.message]
+
+    if all_or_nothing:
+        try:
+            with write_transaction(service.engine) as conn:
+                for line, cells in rows:
+                    try:
+                        with conn.begin_nested():
+                            one(conn, line, cells)
+                    except RecordError as exc:
+                        result.rejected.append(Rejection(line, reasons(exc)))
+                    if progress:
+                        progress(1)
+                if result.rejected:
+                    raise _Rollback()
+        except _Rollback:
+            result.created = result.updated = 0
+            result.rolled_back = True
+        return result
+    for line, cells in rows:
+        try:
+            with write_transaction(service.engine) as conn:
+                one(conn, line, cells)
+        except RecordError as exc:
+            result.rejected.append(Rejection(line, reasons(exc)))
+        if progress:
+            progress(1)
+    return result
+
+
+class _Rollback(Exception):
+    pass

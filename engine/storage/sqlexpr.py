@@ -1,0 +1,469 @@
+"""Expressions in the database: an SQL-subset CEL expression as an SQLAlchemy expression (DSL §4).
+
+`to_sql` translates the subset `engine.check.sqlsubset` allows (fields, `ref.field`, literals,
+`== != < <= > >=`, `&& || !`, `in [...]`, `+ - * /`, unary `-`, `== null`, `size`, `contains`,
+`startsWith`, `endsWith`, `lower`, `upper`, `coalesce`, `today()`, `now()`, `days_between`,
+`user.id`, `user.roles`) into one expression that runs on SQLite and PostgreSQL alike.
+
+A filter matches where CEL gives exactly `true`; SQL matches where the expression is TRUE. SQL
+NULL stands both for a CEL null and for a CEL error, and that is the same answer wherever CEL
+fails on null: `amount > 1000.0` with a null amount is an error in CEL (no match) and NULL in
+SQL (no match); `!(amount > 1.0)` is still an error, and NOT NULL is still NULL. `error && false`
+is false and `error || true` is true in CEL, as NULL AND FALSE and NULL OR TRUE are in SQL.
+Where CEL accepts null the translation keeps CEL's answer: `==`, `!=` and `in` give true or
+false (`stage != 'lost'` matches a null stage; `x == null` is IS NULL), and an operand that
+fails (a field behind a null reference, a comparison with null) turns them back into NULL;
+`coalesce` fails when any argument fails, as CEL evaluates every argument.
+
+Known differences, all on edge values: `size` counts characters as the CEL specification says,
+while common-expression-language 0.10 counts UTF-8 bytes; `lower`/`upper` fold only ASCII on
+SQLite (PostgreSQL follows the database's LC_CTYPE; Python folds all of Unicode, 'ß' -> 'SS');
+a double divided by zero is infinity in CEL and NULL here (PostgreSQL would otherwise abort the
+query); integer overflow is an error in CEL, a REAL on SQLite and a failed query on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import operator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import TypeDecorator
+
+from engine.check.sqlsubset import unsupported
+from engine.expr.tree import Binary, Call, ListLit, Literal, Member, Name, Node, Unary, parse_tree
+from engine.registry.model import Entity, Registry
+from engine.storage.tables import Schema, UTCDateTime
+
+UTC = dt.timezone.utc
+_NONE = object()  # "no value known in Python"
+USER_COLUMNS = ("id", "username", "display_name", "email")
+RECORD_COLUMNS = ("id", "version", "created_at", "updated_at")
+USER_REFERENCES = ("owner", "created_by", "updated_by")
+_ORDER = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+# -- dialect-specific pieces: one construct, compiled for SQLite or for PostgreSQL (default) --
+
+class _days_between(FunctionElement):
+    """Whole days from the UTC date of the first argument to that of the second."""
+    type, inherit_cache = sa.Integer(), True
+
+
+class _midnight_utc(FunctionElement):
+    """A date as the timestamp of its midnight UTC, to compare it with a datetime."""
+    type, inherit_cache = UTCDateTime(), True
+
+
+class _codepoint_order(FunctionElement):
+    """Text compared by code points, as CEL compares strings (PostgreSQL would use LC_COLLATE)."""
+    type, inherit_cache = sa.String(), True
+
+
+class _contains(FunctionElement):
+    """(text, part, LIKE pattern): case-sensitive test; SQLite's LIKE ignores ASCII case."""
+    type, inherit_cache = sa.Boolean(), True
+
+
+class _starts_with(_contains):
+    inherit_cache = True
+
+
+class _ends_with(_contains):
+    inherit_cache = True
+
+
+def _args(element, compiler, kw) -> list[str]:
+    return [compiler.process(clause, **kw) for clause in element.clauses.clauses]
+
+
+def _pg_date(clause, sql: str) -> str:
+    # a timestamptz becomes a date in the session's time zone unless told UTC
+    return f"CAST({sql} AS DATE)" if isinstance(clause.type, sa.Date) else \
+        f"CAST(({sql}) AT TIME ZONE 'UTC' AS DATE)"
+
+
+@compiles(_days_between)
+def _days_between_pg(element, compiler, **kw):
+    (a, b), (sa_, sb) = element.clauses.clauses, _args(element, compiler, kw)
+    return f"({_pg_date(b, sb)} - {_pg_date(a, sa_)})"
+
+
+@compiles(_days_between, "sqlite")
+def _days_between_sqlite(element, compiler, **kw):
+    a, b = _args(element, compiler, kw)
+    return f"CAST(julianday(date({b})) - julianday(date({a})) AS INTEGER)"
+
+
+@compiles(_midnight_utc)
+def _midnight_utc_pg(element, compiler, **kw):
+    return f"(CAST({_args(element, compiler, kw)[0]} AS TIMESTAMP) AT TIME ZONE 'UTC')"
+
+
+@compiles(_midnight_utc, "sqlite")
+def _midnight_utc_sqlite(element, compiler, **kw):
+    # UTCDateTime keeps 'YYYY-MM-DD HH:MM:SS.ffffff' text on SQLite
+    return f"({_args(element, compiler, kw)[0]} || ' 00:00:00.000000')"
+
+
+@compiles(_codepoint_order)
+def _codepoint_order_pg(element, compiler, **kw):
+    return f'({_args(element, compiler, kw)[0]}) COLLATE "C"'
+
+
+@compiles(_codepoint_order, "sqlite")
+def _codepoint_order_sqlite(element, compiler, **kw):
+    return _args(element, compiler, kw)[0]  # BINARY, SQLite's default, is code point order
+
+
+@compiles(_contains)
+def _like_pg(element, compiler, **kw):
+    text, _, pattern = _args(element, compiler, kw)
+    return f"({text} LIKE {pattern} ESCAPE '\\')"
+
+
+@compiles(_contains, "sqlite")
+def _contains_sqlite(element, compiler, **kw):
+    text, part, _ = _args(element, compiler, kw)
+    return f"(instr({text}, {part}) > 0)"
+
+
+@compiles(_starts_with, "sqlite")
+def _starts_with_sqlite(element, compiler, **kw):
+    text, part, _ = _args(element, compiler, kw)
+    return f"(substr({text}, 1, length({part})) = {part})"
+
+
+@compiles(_ends_with, "sqlite")
+def _ends_with_sqlite(element, compiler, **kw):
+    text, part, _ = _args(element, compiler, kw)
+    return f"(substr({text}, max(length({text}) - length({part}) + 1, 1)) = {part})"
+
+
+# -- values ------------------------------------------------------------------------------------
+
+def _family(type_) -> str | None:
+    """The CEL type family of an SQL type: bool, number, string, time (None: unknown)."""
+    type_ = type_.impl_instance if isinstance(type_, TypeDecorator) else type_
+    for classes, name in (((sa.Boolean,), "bool"), ((sa.Integer, sa.Numeric, sa.Float), "number"),
+                          ((sa.String,), "string"), ((sa.Date, sa.DateTime), "time")):
+        if isinstance(type_, classes):
+            return name
+    return None
+
+
+def _py_family(value) -> str | None:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {str: "string", dt.datetime: "time", list: "list"}.get(type(value))
+
+
+def _cel_equal(a, b) -> bool:
+    return _py_family(a) == _py_family(b) and a == b  # CEL: true != 1, 1 == 1.0
+
+
+@dataclass(frozen=True)
+class _Value:
+    """One translated operand, with what SQL NULL means for it."""
+
+    sql: Any
+    family: str | None
+    const: Any = _NONE  # the value when Python knows it (literals, today(), user.id)
+    err: Any = None  # condition under which CEL fails on this operand
+    strict: bool = False  # NULL here only ever means a CEL error, never a null value
+    nullable: bool = True
+
+    def error(self):
+        return self.sql.is_(None) if self.strict else self.err
+
+    @property
+    def may_be_null(self) -> bool:
+        return self.nullable and not self.strict and self.const is _NONE
+
+
+def _failed() -> _Value:
+    return _Value(sa.null(), None, strict=True)
+
+
+def _bind(value, like: _Value | None = None):
+    """A bound parameter, typed like the operand it meets so the database compares alike."""
+    like_type = like.sql.type if like is not None and like.const is _NONE else None
+    if value is None:
+        return sa.null()
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and \
+            isinstance(like_type, sa.Numeric):
+        # an exact decimal keeps `amount > 1000.5` usable by an index; plain NUMERIC, as
+        # NUMERIC(18, 2) would round the literal
+        return sa.literal(Decimal(repr(value)), sa.Numeric())
+    if isinstance(value, dt.datetime):
+        value = value.astimezone(UTC)
+        if isinstance(like_type, sa.Date) and value.time() == dt.time(0):
+            return sa.literal(value.date(), sa.Date())
+        return sa.literal(value, UTCDateTime())
+    types = {bool: sa.Boolean, int: sa.BigInteger, float: sa.Float, str: sa.String}
+    if type(value) not in types:
+        raise ValueError(f"a literal of type {type(value).__name__} cannot run in the database")
+    return sa.literal(value, types[type(value)]())
+
+
+def _sql(value: _Value, like: _Value | None = None):
+    return _bind(value.const, like) if value.const is not _NONE else value.sql
+
+
+def _guard(value, errors: list, type_=None):
+    """`value`, or NULL where an operand failed (CEL's error, not an answer)."""
+    errors = [e for e in errors if e is not None]
+    if not errors:
+        return value
+    return sa.type_coerce(sa.case((sa.or_(*errors), sa.null()), else_=value),
+                          type_ or sa.Boolean())
+
+
+def _bool(condition) -> _Value:
+    return _Value(condition, "bool", strict=True)
+
+
+# -- the translation ---------------------------------------------------------------------------
+
+def to_sql(source: str, entity: Entity, registry: Registry, schema: Schema, *,
+           table: sa.FromClause | None = None, user: Mapping | None = None,
+           now: dt.datetime | None = None) -> sa.ColumnElement:
+    """Translate `source` about records of `entity` (rows of `table`) into SQL; raise ValueError
+    naming the construct when it is outside the SQL subset."""
+    tree = parse_tree(source)
+    found = unsupported(tree)
+    if found is not None:
+        raise ValueError(f"{found[0]} cannot run in the database")
+    now = (now or dt.datetime.now(UTC))
+    now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
+    translator = _Translator(entity, registry, schema,
+                             schema.entities[entity.name] if table is None else table, user, now)
+    return _sql(translator.value(tree))
+
+
+class _Translator:
+    def __init__(self, entity, registry, schema, table, user, now):
+        self.entity, self.registry, self.schema, self.table = entity, registry, schema, table
+        self.user, self.now = user, now
+
+    def value(self, node: Node) -> _Value:
+        if isinstance(node, Literal):
+            _bind(node.value)  # rejects bytes
+            return _Value(None, _py_family(node.value), const=node.value)
+        if isinstance(node, Name):
+            return self.name(node.name)
+        if isinstance(node, Member):
+            return self.member(node)
+        if isinstance(node, Unary):
+            operand = self.value(node.operand)
+            if node.op == "!":
+                return _bool(sa.not_(_sql(operand)))
+            if isinstance(operand.const, (int, float)) and not isinstance(operand.const, bool):
+                return _Value(None, "number", const=-operand.const)
+            return _Value(-_sql(operand), operand.family, strict=True)
+        if isinstance(node, Binary):
+            if node.op == "in":
+                return self.member_of(node.left, node.right)
+            left, right = self.value(node.left), self.value(node.right)
+            if node.op in ("&&", "||"):
+                join = sa.and_ if node.op == "&&" else sa.or_
+                return _bool(join(_sql(left), _sql(right)))
+            if node.op in ("==", "!="):
+                equal = self.equal(left, right)
+                return _bool(equal if node.op == "==" else sa.not_(equal))
+            if node.op in _ORDER:
+                return self.order(node.op, left, right)
+            return self.arithmetic(node.op, left, right)
+        if isinstance(node, Call):
+            return self.call(node)
+        raise ValueError(f"{type(node).__name__} cannot run in the database")
+
+    def column(self, table, name: str, entity: Entity | None) -> _Value:
+        """A column of `table`; a reference (bare) is its id, of CEL's map family."""
+        if entity is None or name in RECORD_COLUMNS or name in USER_REFERENCES:
+            known = USER_COLUMNS if entity is None else RECORD_COLUMNS + USER_REFERENCES
+            if name not in known:
+                raise ValueError(f"unknown field '{name}'")
+            family = "map" if name in USER_REFERENCES else _family(table.c[name].type)
+            return _Value(table.c[name], family, nullable=name != "id")
+        field = entity.fields.get(name)
+        if field is None:
+            raise ValueError(f"unknown field '{name}' of {entity.name}")
+        if name not in table.c:
+            raise ValueError(f"a {field.type} field ('{name}') cannot run in the database")
+        family = "map" if field.type == "reference" else _family(table.c[name].type)
+        if family is None:
+            raise ValueError(f"a {field.type} field ('{name}') cannot run in the database")
+        return _Value(table.c[name], family)
+
+    def name(self, name: str) -> _Value:
+        if name == "user":
+            raise ValueError("'user' alone cannot run in the database; use user.id")
+        return self.column(self.table, name, self.entity)
+
+    def member(self, node: Member) -> _Value:
+        if not isinstance(node.target, Name):
+            raise ValueError("a field of a reference's reference cannot run in the database")
+        ref_name, name = node.target.name, node.name
+        if ref_name == "user":
+            value = (self.user or {}).get(name, _NONE)
+            if value is _NONE:
+                return _failed()  # as in CEL: no such key
+            return _Value(None, _py_family(value), const=list(value) if name == "roles"
+                          else value)
+        ref = self.name(ref_name)
+        if ref.family != "map":
+            raise ValueError(f"'{ref_name}' is not a reference")
+        if name == "id":
+            return _Value(ref.sql, "number", strict=True)  # null reference: CEL fails
+        field = self.entity.fields.get(ref_name)
+        target = field.to if field is not None else "user"
+        if target == "user":
+            other, other_entity = self.schema.engine["user"].alias(), None
+        else:
+            other, other_entity = self.schema.entities[target].alias(), \
+                self.registry.entities[target]
+        value = self.column(other, name, other_entity)
+        if value.family == "map":
+            raise ValueError(f"{ref_name}.{name}: a reference's reference cannot run in the "
+                             "database")
+        # a correlated subquery: no row (null reference) gives NULL, and CEL fails there
+        found = sa.select(value.sql).where(other.c.id == ref.sql).scalar_subquery()
+        return _Value(found, value.family, err=ref.sql.is_(None))
+
+    def pair(self, a: _Value, b: _Value):
+        """Both operands as SQL, literals typed like the other side, dates vs datetimes
+        as timestamps at midnight UTC (what CEL sees)."""
+        sql_a, sql_b = _sql(a, b), _sql(b, a)
+        if a.family == b.family == "time":
+            date_a, date_b = isinstance(sql_a.type, sa.Date), isinstance(sql_b.type, sa.Date)
+            if date_a != date_b:
+                sql_a = _midnight_utc(sql_a) if date_a else sql_a
+                sql_b = _midnight_utc(sql_b) if date_b else sql_b
+        return sql_a, sql_b
+
+    def equal(self, a: _Value, b: _Value):
+        """CEL's ==: true or false, never an error of its own (null == 1 is false)."""
+        if a.const is not _NONE and b.const is not _NONE:
+            return sa.true() if _cel_equal(a.const, b.const) else sa.false()
+        if a.const is None or b.const is None:
+            x = b if a.const is None else a
+            return _guard(x.sql.is_(None), [x.error()])
+        if a.family and b.family and a.family != b.family:
+            return _guard(sa.false(), [a.error(), b.error()])
+        sql_a, sql_b = self.pair(a, b)
+        if a.const is _NONE and b.const is _NONE:
+            return _guard(sql_a.is_not_distinct_from(sql_b), [a.error(), b.error()])
+        # `column = literal` stays usable by an index; a null column gives false, not NULL
+        x = a if b.const is not _NONE else b
+        value = sql_a == sql_b
+        if x.may_be_null:
+            value = sa.and_(value, x.sql.is_not(None))
+        return _guard(value, [x.err])
+
+    def order(self, op: str, a: _Value, b: _Value) -> _Value:
+        if a.family != b.family or a.family not in ("number", "string", "time", "bool"):
+            return _failed()  # null or mixed types: no overload in CEL
+        sql_a, sql_b = self.pair(a, b)
+        if a.family == "string":
+            sql_a, sql_b = _codepoint_order(sql_a), _codepoint_order(sql_b)
+        return _bool(_ORDER[op](sql_a, sql_b))
+
+    def member_of(self, left_node: Node, right_node: Node) -> _Value:
+        left = self.value(left_node)
+        if isinstance(right_node, ListLit):
+            items = [self.value(item).const for item in right_node.items]
+        elif isinstance(right_node, Member) and right_node.name == "roles" and \
+                isinstance(right_node.target, Name) and right_node.target.name == "user":
+            items = self.value(right_node).const
+            if items is _NONE:
+                return _failed()
+        else:
+            raise ValueError("'in' with something other than a list cannot run in the database")
+        if left.const is not _NONE:
+            return _bool(sa.true() if any(_cel_equal(left.const, i) for i in items)
+                         else sa.false())
+        kept = [i for i in items if i is not None and _py_family(i) == left.family]
+        value = left.sql.in_([_bind(i, left) for i in kept]) if kept else sa.false()
+        if kept and left.may_be_null:
+            value = sa.and_(value, left.sql.is_not(None))
+        has_null = any(i is None for i in items)
+        if has_null:
+            value = sa.or_(value, left.sql.is_(None))
+        return _bool(_guard(value, [left.error() if has_null or not left.strict else None]))
+
+    def arithmetic(self, op: str, a: _Value, b: _Value) -> _Value:
+        if "time" in (a.family, b.family):
+            raise ValueError(f"operator '{op}' on dates cannot run in the database; "
+                             "use days_between")
+        sql_a, sql_b = _sql(a), _sql(b)
+        if op == "+" and a.family == b.family == "string":
+            return _Value(sql_a.concat(sql_b), "string", strict=True)
+        if a.family != "number" or b.family != "number":
+            return _failed()
+        double = (sa.Numeric, sa.Float)
+        if isinstance(sql_a.type, double) or isinstance(sql_b.type, double):
+            # CEL doubles: IEEE arithmetic on both databases (SQLite may hold 1000.00 as an
+            # integer, PostgreSQL's numeric would be exact)
+            sql_a, sql_b = sa.cast(sql_a, sa.Float), sa.cast(sql_b, sa.Float)
+        if op == "/":
+            # dividing by zero is NULL, not an aborted query; ints truncate toward zero in
+            # CEL, SQLite and PostgreSQL alike
+            value = sql_a.op("/", return_type=sql_a.type)(sa.func.nullif(sql_b, 0))
+        else:
+            value = {"+": operator.add, "-": operator.sub, "*": operator.mul}[op](sql_a, sql_b)
+        return _Value(value, "number", strict=True)
+
+    def call(self, node: Call) -> _Value:
+        args = [self.value(arg) for arg in ((node.target,) if node.target else ()) + node.args]
+        name = node.function
+        if name in ("today", "now"):
+            moment = self.now if name == "now" else self.now.replace(
+                hour=0, minute=0, second=0, microsecond=0)
+            return _Value(None, "time", const=moment)
+        if name == "coalesce":
+            first = next((a for a in args if a.const is _NONE), None)
+            sql = [_sql(a, first) for a in args]
+            errors = [a.error() for a in args]
+            type_ = first.sql.type if first is not None else sql[0].type
+            value = _guard(sa.func.coalesce(*sql, type_=type_), errors, type_)
+            family = next((a.family for a in args if a.family), None)
+            failed = [e for e in errors if e is not None]
+            return _Value(value, family, err=sa.or_(*failed) if failed else None)
+        if name == "days_between":
+            if len(args) != 2 or any(a.family != "time" for a in args):
+                return _failed()
+            dates = [sa.literal(a.const.astimezone(UTC).date(), sa.Date())
+                     if a.const is not _NONE else a.sql for a in args]
+            return _Value(_days_between(*dates), "number", strict=True)
+        if name == "size" and args and args[0].family == "list":
+            return _Value(None, "number", const=len(args[0].const))
+        if any(a.family != "string" for a in args):
+            return _failed()  # text functions of null or of a non-text: CEL fails
+        if name in ("size", "lower", "upper"):
+            func = {"size": sa.func.length, "lower": sa.func.lower, "upper": sa.func.upper}[name]
+            return _Value(func(_sql(args[0])), "number" if name == "size" else "string",
+                          strict=True)
+        text, part = args
+        pattern = _like_pattern(name, part)
+        kind = {"contains": _contains, "startsWith": _starts_with, "endsWith": _ends_with}[name]
+        return _bool(kind(_sql(text), _sql(part), pattern))
+
+
+def _like_pattern(function: str, part: _Value):
+    """The LIKE pattern matching `part` literally at the place `function` says."""
+    before = "%" if function in ("contains", "endsWith") else ""
+    after = "%" if function in ("contains", "startsWith") else ""
+    if part.const is not _NONE:
+        escaped = part.const.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return sa.literal(before + escaped + after, sa.String())
+    escaped = sa.func.replace(sa.func.replace(sa.func.replace(
+        part.sql, "\\", "\\\\"), "%", "\\%"), "_", "\\_")
+    return sa.literal(before, sa.String()).concat(escaped).concat(sa.literal(after, sa.String()))

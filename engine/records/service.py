@@ -444,8 +444,9 @@ class RecordService:
                 values[name] = coerce(fld, raw)
             except Invalid as exc:
                 fail(name, exc.message)
-        if errors:
-            return values, lines, errors
+        if any(not k.startswith(prefix) or k[len(prefix):] not in entity.fields
+               for k in errors):
+            return values, lines, errors  # unknown or protected names: nothing else is checked
 
         merged = dict(current or {})
         merged.update(values)
@@ -501,11 +502,12 @@ class RecordService:
                     result = None
                 values[name] = merged[name] = result
                 scope[name] = to_cel(result)
-        self._validate(conn, caller, entity, merged, values, current, scope, fail)
+        self._validate(conn, caller, entity, merged, values, current, scope, fail,
+                       lambda name: prefix + name in errors)
         return values, lines, errors
 
     def _validate(self, conn, caller, entity: Entity, merged: dict, values: dict,
-                  current: dict | None, scope: dict, fail) -> None:
+                  current: dict | None, scope: dict, fail, failed) -> None:
         before_scope = self._scope(conn, caller, entity, current) if current else scope
         for name, fld in entity.fields.items():
             if not fld.kind.stored and fld.type != "lines":
@@ -518,7 +520,8 @@ class RecordService:
                     required = fld.required_if.test(scope)
                 except EvaluationError:
                     required = False
-            if required and empty and fld.kind.writable and fld.compute is None:
+            if required and empty and fld.kind.writable and fld.compute is None \
+                    and not failed(name):
                 fail(name, Message("required"))
             if fld.read_only_if is not None and name in values and current is not None \
                     and values[name] != current.get(name):

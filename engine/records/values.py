@@ -126,11 +126,10 @@ def _decimal(field, raw):
     if not value.is_finite():
         raise Invalid(Message("not_number"))
     precision, scale = _numeric_shape(field)
-    value = value.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP) \
-        if value.as_tuple().exponent < -scale else value
-    digits = len(value.quantize(Decimal(1), rounding=ROUND_HALF_UP).copy_abs().as_tuple().digits)
-    if value != 0 and digits > precision - scale:
+    if value != 0 and value.adjusted() + 1 > precision - scale:  # digits before the point
         raise Invalid(Message("too_many_digits", digits=precision - scale, scale=scale))
+    if value.as_tuple().exponent < -scale:
+        value = value.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
     _bounds(field, value)
     return value
 

@@ -196,3 +196,54 @@ def test_autonumber_patterns(site, load):
         '  m: {type: autonumber, pattern: "X-{YYYY}"}\n')
     assert problems_of(good) == [("entities/bad.yaml", 3, 34, "bad-pattern"),
                                  ("entities/bad.yaml", 4, 34, "bad-pattern")]
+
+
+def test_map_keys_must_be_identifiers(site):
+    path = site({"entities/a.yaml": 'entity: a\nfields: {Name: {type: string}, "客户": {type: string}}\n',
+                 "roles.yaml": "roles:\n  'Boss Man': {}\n"})
+    assert problems_of(path) == [("entities/a.yaml", 2, 10, "bad-identifier"),
+                                 ("entities/a.yaml", 2, 32, "bad-identifier"),
+                                 ("roles.yaml", 2, 3, "bad-identifier")]
+
+
+def test_a_widening_type_change_drops_keys_the_new_type_does_not_take(site, load):
+    registry = load(site({"entities/c.yaml": "extend: customer\nfields: {grade: {type: string}}\n"}))
+    assert registry.entities["customer"].fields["grade"].type == "string"
+    assert registry.entities["customer"].fields["grade"].options == ()
+
+
+def test_expression_details(site):
+    path = site({"entities/t.yaml": """
+        entity: t
+        fields:
+          name: {type: string}
+          customer: {type: reference, to: opportunity}
+          items: {type: lines, entity: t_line}
+          a: {type: boolean, compute: "items.exists(l, l.quantity > 5)"}
+          b: {type: integer, compute: "max(1, 2)"}
+          d: {type: string, compute: "customer.customer.name"}
+          f: {type: date, default: "2024-13-01"}
+          g: {type: string, default: 0012}
+          h: {type: json, default: {source: import}}
+          i: {type: date, default: "today()"}
+        """, "entities/t_line.yaml": "entity: t_line\nparent: t\nfields: {quantity: {type: integer}}\n",
+        "automations/x.yaml": """
+            automation: x
+            entity: t
+            when: {event: created}
+            do: [{create: {entity: t_line}}]
+            """})
+    assert problems_of(path) == [
+        ("automations/x.yaml", 4, 24, "child-entity"),
+        ("entities/t.yaml", 7, 32, "expr-unknown-function"),
+        ("entities/t.yaml", 8, 49, "expr-unknown-name"),
+        ("entities/t.yaml", 9, 28, "bad-default"),
+        ("entities/t.yaml", 10, 30, "bad-default"),
+    ]
+
+
+def test_site_app_yaml_with_a_pack_validates_against_the_published_schema(tmp_path):
+    import jsonschema
+    validator = jsonschema.Draft7Validator(engine.combined_schema())
+    assert not list(validator.iter_errors({"app": "b1", "label": "B1", "pack": "manufacturing",
+                                           "locale": "en"}))

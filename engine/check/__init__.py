@@ -96,7 +96,8 @@ def _modules(layers: list[Layer]) -> dict[str, Module]:
                 old = modules.get(name)
                 modules[name] = Module(
                     name, Label.of(spec.get("label") or (old.label.texts if old else None), name),
-                    spec.get("order", old.order if old else 1000))
+                    spec.get("order", old.order if old else 1000),
+                    spec.get("icon", old.icon if old else None))
     return dict(sorted(modules.items(), key=lambda item: (item[1].order, item[0])))
 
 

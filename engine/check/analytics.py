@@ -99,11 +99,12 @@ def _compile_report(run, name, doc, entities) -> Report | None:
                   description=Label.of(data["description"]) if data.get("description") else None)
 
 
-def _measure(run, report, mname, spec, mspot, entity: Entity, entities, scope) -> Measure | None:
+def _measure(run, report, mname, spec, mspot, entity: Entity, entities, scope,
+             what: str | None = None) -> Measure | None:
     label = Label.of(spec.get("label"), mname)
     fmt = spec.get("format", "number")
     agg, expr_source = spec.get("agg"), spec.get("expr")
-    what = f"report '{report}' measure '{mname}'"
+    what = what or f"report '{report}' measure '{mname}'"
     if (agg is None) == (expr_source is None):
         run.error(mspot, "measure-kind", f"{what}: give either 'agg' (with 'field') or 'expr'",
                   key=True)
@@ -170,7 +171,8 @@ def compile_dashboards(run: CheckRun, docs: dict[str, Document], entities: dict[
                           f"entity '{metric['entity']}'{did_you_mean(metric['entity'], entities)}")
                 good = False
                 continue
-            measure = _measure(run, name, f"widget {i + 1}", metric, mspot, entity, entities, {})
+            measure = _measure(run, name, f"widget {i + 1}", metric, mspot, entity, entities, {},
+                               what=f"dashboard '{name}' widget {i + 1}")
             if measure is None:
                 good = False
                 continue

@@ -130,6 +130,11 @@ def _apply(run: CheckRun, draft: EntityDraft, data: dict, spot: Spot, extension:
                       f"field '{name}': changing type from {old_type} to {new_type} could lose "
                       "data; add a new field instead")
             continue
+        if new_type and new_type != old_type:
+            allowed = FIELD_KINDS[new_type].keys
+            for key in [k for k in existing.spec if k not in allowed]:
+                del existing.spec[key]  # e.g. an enum's options once it becomes a string
+                existing.spots.pop(key, None)
         existing.spec.update(spec)
         existing.spots.update(spots)
         existing.removed = False
@@ -367,11 +372,21 @@ def _compile_field(run: CheckRun, entity: str, fd: FieldDraft, drafts) -> Field 
                 good = False
         except TypeError:
             pass
-    if "default" in spec and not isinstance(spec["default"], dict):
+    default = spec.get("default")
+    if type_name == "json" and isinstance(default, dict) and set(default) != {"expr"}:
+        values["default"] = default
+    elif default is not None and not isinstance(default, dict):
+        literal_like = isinstance(default, str) and (
+            type_name in TEXT_KINDS or (type_name in ("date", "datetime") and
+                                        re.match(r"^\d{4}-\d{2}-\d{2}", default)))
         try:
-            values["default"] = kind.parse_literal(spec["default"], values.get("_options", ()))
+            if type_name in TEXT_KINDS and not isinstance(default, str):
+                # YAML turns 0012 into 10 and 1.10 into 1.1: text must be written as text
+                raise ValueError(f"must be written in quotes for a {type_name} field "
+                                 f"(YAML read {default!r})")
+            values["default"] = kind.parse_literal(default, values.get("_options", ()))
         except ValueError as exc:
-            if isinstance(spec["default"], str) and type_name not in TEXT_KINDS:
+            if isinstance(default, str) and not literal_like:
                 pass  # not a literal of the field's type: compiled as an expression later
             else:
                 run.error(spots["default"], "bad-default", f"field '{fname}': default {exc}")

@@ -14,12 +14,13 @@ from engine.check.context import CheckRun, Spot
 from engine.errors import did_you_mean
 from engine.expr import (CEL_FUNCTIONS, ENGINE_FUNCTIONS, Expression, ExpressionSyntaxError,
                          parse, unknown_functions)
+from engine.expr.tree import Call, Name, TreeSyntaxError, parse_tree
 from engine.registry.fieldtypes import SAMPLE_DATETIME
 from engine.registry.model import Entity, Field
 
 USER_SAMPLE = {"id": 1, "username": "sample", "display_name": "Sample", "email": "s@example.com",
                "roles": ["admin"], "locale": "en"}
-_FIRST_SENTENCE = re.compile(r"^(.*?[.:])(\s|$)")
+_FIRST_SENTENCE = re.compile(r"^(.*?\.)(\s|$)")
 
 
 def sample_value(field: Field, entities: Mapping[str, Entity], depth: int = 0):
@@ -93,7 +94,8 @@ def compile_expression(run: CheckRun, spot: Spot, value, scope: Mapping[str, Any
         return None, None
 
     ok = True
-    names = list(program.variables())
+    bound = _macro_variables(source)  # `l` in lines.exists(l, l.quantity > 5)
+    names = [n for n in program.variables() if n not in bound]
     for name in names:
         if name not in scope:
             line, column = _find(source, name)
@@ -119,16 +121,31 @@ def compile_expression(run: CheckRun, spot: Spot, value, scope: Mapping[str, Any
     except KeyError as exc:
         missing = str(exc.args[0]) if exc.args else "?"
         owner = _owner_of(source, missing)
-        candidates = scope.get(owner, {}) if owner else {}
-        hint = did_you_mean(missing, candidates) if isinstance(candidates, dict) else ""
+        candidates = _member(scope, source, owner) if owner else {}
         line, column = _find(source, missing)
+        if isinstance(candidates, dict) and set(candidates) == {"id"}:
+            run.error_at(spot, line, column, "expr-unknown-name",
+                         f"{what}: '{owner}' is a reference inside a reference; only its .id "
+                         "is available")
+            return None, None
+        hint = did_you_mean(missing, candidates) if isinstance(candidates, dict) else ""
         on = f" of '{owner}'" if owner else ""
         run.error_at(spot, line, column, "expr-unknown-name",
                      f"{what}: unknown field '{missing}'{on}{hint}")
         return None, None
+    except RuntimeError as exc:
+        match = re.search(r"Undefined variable or function: '(\w+)'", str(exc))
+        if match:
+            line, column = _find(source, match.group(1))
+            run.error_at(spot, line, column, "expr-unknown-function",
+                         f"{what}: '{match.group(1)}' cannot be called this way"
+                         f"{did_you_mean(match.group(1), ENGINE_FUNCTIONS)}")
+        else:
+            run.error(spot, "expr-type", f"{what}: type error: {_short(str(exc))}")
+        return None, None
     except ZeroDivisionError:
         return expression, None  # a property of the sample values, not of the expression
-    except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         run.error(spot, "expr-type", f"{what}: type error: {_short(str(exc))}")
         return None, None
     if want_bool and not isinstance(result, bool):
@@ -148,17 +165,57 @@ def _find(source: str, name: str) -> tuple[int, int]:
 
 
 def _owner_of(source: str, member: str) -> str | None:
-    match = re.search(rf"\b([a-z_][a-z0-9_]*)\.{re.escape(member)}\b", source)
+    match = re.search(rf"\b([a-z_][a-z0-9_.]*)\.{re.escape(member)}\b", source)
     return match.group(1) if match else None
+
+
+def _member(scope: Mapping, source: str, path: str):
+    """Return the sample value at a dotted path such as customer.owner."""
+    value: Any = scope
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return {}
+        value = value[part]
+    return value
+
+
+_MACROS = ("all", "exists", "exists_one", "map", "filter")
+
+
+def _macro_variables(source: str) -> set[str]:
+    """Names bound by CEL macros (x.exists(v, ...)), which are not fields."""
+    try:
+        tree = parse_tree(source)
+    except TreeSyntaxError:
+        return set()
+    found: set[str] = set()
+
+    def walk(node) -> None:
+        if isinstance(node, Call) and node.target is not None and node.function in _MACROS \
+                and node.args and isinstance(node.args[0], Name):
+            found.add(node.args[0].name)
+        for child in vars(node).values():
+            for item in (child if isinstance(child, tuple) else (child,)):
+                if isinstance(item, tuple):
+                    for sub in item:
+                        if hasattr(sub, "offset"):
+                            walk(sub)
+                elif hasattr(item, "offset"):
+                    walk(item)
+    walk(tree)
+    return found
 
 
 def _short(message: str) -> str:
     first = message.split("\n")[0]
     match = _FIRST_SENTENCE.match(first)
-    text = match.group(1).rstrip(".:") if match else first
-    text = text.replace("No such overload", "the operands' types do not fit together")
-    if re.search(r"\b(int|Int)\b.*\b(double|Double|float)\b|\b(double|Double|float)\b.*\b(int|Int)\b",
-                 first) or "No such overload" in first:
+    text = match.group(1).rstrip(".") if match else first
+    if "No such overload" in text:
+        return ("the operands' types do not fit together (a whole number with a decimal, text "
+                "with a number, a date with text...: CEL converts nothing by itself; write 100.0 "
+                "for a decimal, double(x), string(x) or timestamp('2024-01-01T00:00:00Z'))")
+    if re.search(r"\b(int|Int)\b.*\b(double|Double|float)\b|"
+                 r"\b(double|Double|float)\b.*\b(int|Int)\b", text):
         text += (" (CEL never mixes whole numbers and decimals: write 100.0 instead of 100, or "
                  "double(x))")
     return text

@@ -45,7 +45,7 @@ def inject_workflow_fields(run: CheckRun, workflows: dict[str, Document],
         if existing is None:
             draft.fields[field_name] = FieldDraft(
                 field_name, {"type": "enum", "options": options,
-                             "label": data.get("label") or {"en": "Status", "zh": "状态"},
+                             "label": {"en": "Status", "zh": "状态"},
                              "default": data["initial"]},
                 {"options": spot / "states", "default": spot / "initial"}, spot / "field")
         elif existing.spec.get("type") != "enum":
@@ -352,9 +352,13 @@ def _compile_action(run, name, item, spot: Spot, entity: Entity, entities, workf
                       title=Label.of(spec["title"]) if spec.get("title") else None)
     spec, cspot = item["create"], spot / "create"
     created = entities.get(spec["entity"])
-    if created is None or created.is_child:
+    if created is None:
         run.error(cspot / "entity", "unknown-entity", f"{what} create: unknown entity "
                   f"'{spec['entity']}'{did_you_mean(spec['entity'], entities)}")
+        return None
+    if created.is_child:
+        run.error(cspot / "entity", "child-entity", f"{what} create: '{created.name}' is a "
+                  "child entity; create it through its parent's lines")
         return None
     values = _assignments(run, cspot / "values", spec.get("values") or {}, created, scope,
                           f"{what} create {created.name}", None)

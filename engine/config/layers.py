@@ -73,9 +73,9 @@ def available_packs(root: Path = CONTENT_ROOT) -> dict[str, Path]:
 def read_layer(layer: Layer, problems: list[Problem]) -> None:
     """Read every document of a layer into `layer.documents`."""
     for name, kind in ROOT_FILES.items():
-        path = layer.folder / name
-        if path.is_file():
-            _read(layer, path, kind, problems)
+        for path in (layer.folder / name, layer.folder / name.replace(".yaml", ".yml")):
+            if path.is_file():
+                _read(layer, path, kind, problems)
     for folder, kind in FOLDERS.items():
         sub = layer.folder / folder
         if not sub.is_dir():

@@ -21,6 +21,7 @@ CHARTS = ("table", "bar", "line", "pie", "funnel")
 EVENTS = ("created", "updated", "deleted")
 
 _ident = {"type": "string", "pattern": IDENTIFIER}
+_ident_keys = {"pattern": IDENTIFIER}  # for propertyNames: map keys that are identifiers
 _ident_list = {"type": "array", "items": _ident}
 _str = {"type": "string"}
 _str_list = {"type": "array", "items": _str}
@@ -80,7 +81,7 @@ FIELD = _obj(FIELD_KEYS)
 _entity_body = {
     "label": _label, "plural": _label, "description": _label, "module": _ident, "title": _ident,
     "parent": _ident,
-    "fields": {"type": "object", "additionalProperties": FIELD},
+    "fields": {"type": "object", "propertyNames": _ident_keys, "additionalProperties": FIELD},
     "indexes": {"type": "array", "items": _ident_list},
     "unique": {"type": "array", "items": _ident_list},
     "validations": {"type": "array", "items": _obj({"rule": _expr, "message": _label}, ("rule",))},
@@ -107,9 +108,11 @@ _transition = _obj({
 WORKFLOW = _obj({
     "workflow": _ident, "label": _label, "description": _label, "entity": _ident,
     "field": _ident, "initial": _ident,
-    "states": {"type": "object", "minProperties": 1, "additionalProperties": _obj(
+    "states": {"type": "object", "minProperties": 1, "propertyNames": _ident_keys,
+               "additionalProperties": _obj(
         {"label": _label, "description": _label, "final": _bool})},
-    "transitions": {"type": "object", "additionalProperties": _transition},
+    "transitions": {"type": "object", "propertyNames": _ident_keys,
+                    "additionalProperties": _transition},
 }, ("workflow", "entity", "field", "initial", "states", "transitions"))
 
 _values = {"type": "object", "additionalProperties": _scalar}
@@ -136,7 +139,7 @@ AUTOMATION = _obj({
 
 _access = {"anyOf": [{"type": "boolean"}, {"enum": ["all", "own"]}],
            "description": "all, own, true or false"}
-ROLES = _obj({"roles": {"type": "object", "additionalProperties": _obj({
+ROLES = _obj({"roles": {"type": "object", "propertyNames": _ident_keys, "additionalProperties": _obj({
     "label": _label, "description": _label, "inherits": _ident_list,
     "entities": {"type": "object", "additionalProperties": _obj(
         {action: _access for action in ("read", "create", "update", "delete", "change_owner")})},
@@ -147,7 +150,8 @@ REPORT = _obj({
     "report": _ident, "label": _label, "description": _label, "entity": _ident,
     "where": _expr,
     "group_by": _str_list,
-    "measures": {"type": "object", "minProperties": 1, "additionalProperties": _obj({
+    "measures": {"type": "object", "minProperties": 1, "propertyNames": _ident_keys,
+                 "additionalProperties": _obj({
         "label": _label, "agg": {"enum": list(AGGREGATES)}, "field": _ident, "where": _expr,
         "expr": _expr, "format": {"enum": ["number", "money", "percent", "integer"]}})},
     "sort": _str,
@@ -170,7 +174,8 @@ DASHBOARD = _obj({
         ]}},
 }, ("dashboard", "widgets"))
 
-MODULES = _obj({"modules": {"type": "object", "additionalProperties": _obj(
+MODULES = _obj({"modules": {"type": "object", "propertyNames": _ident_keys,
+                            "additionalProperties": _obj(
     {"label": _label, "order": {"type": "integer"}, "icon": _str})}}, ("modules",))
 
 PACK = _obj({
@@ -213,7 +218,7 @@ def combined_schema() -> dict:
     definitions = {kind: copy.deepcopy(schema) for kind, (_, schema) in KINDS.items()}
     # Several kinds share keys (a workflow and a seed have `entity`, a dashboard has `roles`):
     # a file is of the first kind in this order whose key it has.
-    order = ["workflow", "automation", "report", "dashboard", "pack", "app", "extension", "seed",
+    order = ["workflow", "automation", "report", "dashboard", "app", "pack", "extension", "seed",
              "entity", "roles", "modules"]
     branches = []
     for i, kind in enumerate(order):

@@ -33,7 +33,7 @@ def check_shape(source: SourceDoc, kind: str) -> list[Problem]:
     key = KINDS[kind][0]
     if not isinstance(data, dict):
         return [source.problem((), "schema-type",
-                               f"a {kind} file must be a map starting with '{key}:'")]
+                               f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} file must be a map starting with '{key}:'")]
     try:
         _fast_check(kind)(data)
         return []
@@ -95,21 +95,53 @@ def _explain(source: SourceDoc, error) -> list[Problem]:
                                f"{_name(path)} must be one of {options}; "
                                f"got '{error.instance}'{hint}")]
     if validator == "pattern":
+        if "propertyNames" in error.schema_path:  # a map key: point at the key itself
+            path, key = path + (error.instance,), True
+        else:
+            key = False
         if error.validator_value == IDENTIFIER:
             return [source.problem(path, "bad-identifier",
                                    f"'{error.instance}' is not a valid identifier: use lower-case "
                                    "letters, digits and '_', starting with a letter "
-                                   "(at most 63 characters)")]
+                                   "(at most 63 characters)", key=key)]
         return [source.problem(path, "bad-value",
                                f"{_name(path)}: '{error.instance}' does not have the expected "
                                f"form ({error.validator_value})")]
     if validator in ("anyOf", "oneOf"):
+        branch = _likely_branch(error)
+        if branch is not None:  # explain against the one form the author evidently meant
+            found = []
+            for sub in jsonschema.Draft7Validator(branch).iter_errors(error.instance):
+                sub.path.extendleft(reversed(path))
+                found.extend(_explain(source, sub))
+            if found:
+                return found
         return [source.problem(path, "wrong-type", _explain_any_of(path, error))]
     if validator in ("minProperties", "minItems", "minLength"):
         return [source.problem(path, "empty-value", f"{_name(path)} must not be empty")]
     if validator == "maxProperties":
         return [source.problem(path, "bad-value", f"{_name(path)} takes exactly one key")]
     return [source.problem(path, "bad-value", f"{_name(path)}: {error.message}")]
+
+
+def _likely_branch(error) -> dict | None:
+    """Return the only alternative whose type and required keys fit the value, if one does."""
+    instance = error.instance
+    fitting = []
+    for branch in error.validator_value:
+        kind = branch.get("type")
+        if kind == "object" and not isinstance(instance, dict):
+            continue
+        if kind == "string" and not isinstance(instance, str):
+            continue
+        if kind is None and "enum" in branch and not isinstance(instance, str):
+            continue
+        if isinstance(instance, dict) and kind != "object":
+            continue
+        if isinstance(instance, dict) and not all(k in instance for k in branch.get("required", ())):
+            continue
+        fitting.append(branch)
+    return fitting[0] if len(fitting) == 1 else None
 
 
 def _explain_any_of(path, error) -> str:

@@ -101,7 +101,7 @@ ENGINE_FUNCTIONS: Mapping[str, Any] = {
 CEL_FUNCTIONS = frozenset({
     "size", "contains", "startsWith", "endsWith", "matches", "int", "uint", "double", "string",
     "bytes", "bool", "timestamp", "duration", "dyn", "type", "has", "all", "exists",
-    "exists_one", "map", "filter", "max", "min", "getFullYear", "getMonth", "getDate",
+    "exists_one", "map", "filter", "getFullYear", "getMonth", "getDate",
     "getDayOfMonth", "getDayOfWeek", "getDayOfYear", "getHours", "getMinutes", "getSeconds",
     "getMilliseconds",
 })

@@ -275,6 +275,7 @@ class Module:
     name: str
     label: Label
     order: int = 1000
+    icon: str | None = None
 
 
 @dataclass(frozen=True)

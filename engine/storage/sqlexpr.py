@@ -48,101 +48,45 @@ USER_REFERENCES = ("owner", "created_by", "updated_by")
 _ORDER = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
-# -- dialect-specific pieces: one construct, compiled for SQLite or for PostgreSQL (default) --
+# -- SQL that differs between the databases: one construct, rendered for the dialect ---------
 
-class _days_between(FunctionElement):
-    """Whole days from the UTC date of the first argument to that of the second."""
-    type, inherit_cache = sa.Integer(), True
-
-
-class _midnight_utc(FunctionElement):
-    """A date as the timestamp of its midnight UTC, to compare it with a datetime."""
-    type, inherit_cache = UTCDateTime(), True
-
-
-class _codepoint_order(FunctionElement):
-    """Text compared by code points, as CEL compares strings (PostgreSQL would use LC_COLLATE)."""
-    type, inherit_cache = sa.String(), True
-
-
-class _contains(FunctionElement):
-    """(text, part, LIKE pattern): case-sensitive test; SQLite's LIKE ignores ASCII case."""
-    type, inherit_cache = sa.Boolean(), True
-
-
-class _starts_with(_contains):
+class _Template(FunctionElement):
+    """SQL text per dialect: `templates` is (PostgreSQL and others, SQLite), {0}... the args."""
     inherit_cache = True
+    templates: tuple[str, str] = ("", "")
 
 
-class _ends_with(_contains):
-    inherit_cache = True
+@compiles(_Template)
+def _render(element, compiler, **kw):
+    args = [compiler.process(clause, **kw) for clause in element.clauses.clauses]
+    return element.templates[compiler.dialect.name == "sqlite"].format(*args)
 
 
-def _args(element, compiler, kw) -> list[str]:
-    return [compiler.process(clause, **kw) for clause in element.clauses.clauses]
+def _template(name: str, type_, postgresql: str, sqlite: str) -> type:
+    return type(name, (_Template,), {"type": type_, "templates": (postgresql, sqlite),
+                                     "inherit_cache": True})
 
 
-def _pg_date(clause, sql: str) -> str:
-    # a timestamptz becomes a date in the session's time zone unless told UTC
-    return f"CAST({sql} AS DATE)" if isinstance(clause.type, sa.Date) else \
-        f"CAST(({sql}) AT TIME ZONE 'UTC' AS DATE)"
-
-
-@compiles(_days_between)
-def _days_between_pg(element, compiler, **kw):
-    (a, b), (sa_, sb) = element.clauses.clauses, _args(element, compiler, kw)
-    return f"({_pg_date(b, sb)} - {_pg_date(a, sa_)})"
-
-
-@compiles(_days_between, "sqlite")
-def _days_between_sqlite(element, compiler, **kw):
-    a, b = _args(element, compiler, kw)
-    return f"CAST(julianday(date({b})) - julianday(date({a})) AS INTEGER)"
-
-
-@compiles(_midnight_utc)
-def _midnight_utc_pg(element, compiler, **kw):
-    return f"(CAST({_args(element, compiler, kw)[0]} AS TIMESTAMP) AT TIME ZONE 'UTC')"
-
-
-@compiles(_midnight_utc, "sqlite")
-def _midnight_utc_sqlite(element, compiler, **kw):
-    # UTCDateTime keeps 'YYYY-MM-DD HH:MM:SS.ffffff' text on SQLite
-    return f"({_args(element, compiler, kw)[0]} || ' 00:00:00.000000')"
-
-
-@compiles(_codepoint_order)
-def _codepoint_order_pg(element, compiler, **kw):
-    return f'({_args(element, compiler, kw)[0]}) COLLATE "C"'
-
-
-@compiles(_codepoint_order, "sqlite")
-def _codepoint_order_sqlite(element, compiler, **kw):
-    return _args(element, compiler, kw)[0]  # BINARY, SQLite's default, is code point order
-
-
-@compiles(_contains)
-def _like_pg(element, compiler, **kw):
-    text, _, pattern = _args(element, compiler, kw)
-    return f"({text} LIKE {pattern} ESCAPE '\\')"
-
-
-@compiles(_contains, "sqlite")
-def _contains_sqlite(element, compiler, **kw):
-    text, part, _ = _args(element, compiler, kw)
-    return f"(instr({text}, {part}) > 0)"
-
-
-@compiles(_starts_with, "sqlite")
-def _starts_with_sqlite(element, compiler, **kw):
-    text, part, _ = _args(element, compiler, kw)
-    return f"(substr({text}, 1, length({part})) = {part})"
-
-
-@compiles(_ends_with, "sqlite")
-def _ends_with_sqlite(element, compiler, **kw):
-    text, part, _ = _args(element, compiler, kw)
-    return f"(substr({text}, max(length({text}) - length({part}) + 1, 1)) = {part})"
+# whole days between two dates (julianday gives x.5 at midnight, the difference is whole)
+_days_between = _template("_days_between", sa.Integer(), "({1} - {0})",
+                          "CAST(julianday({1}) - julianday({0}) AS INTEGER)")
+# the UTC date of a datetime: PostgreSQL would take the session's time zone
+_utc_date = _template("_utc_date", sa.Date(), "CAST(({0}) AT TIME ZONE 'UTC' AS DATE)",
+                      "date({0})")
+# a date as the timestamp of its midnight UTC (UTCDateTime is 'YYYY-MM-DD HH:MM:SS.ffffff' text
+# on SQLite), to compare a date with a datetime as CEL does
+_midnight_utc = _template("_midnight_utc", UTCDateTime(),
+                          "(CAST({0} AS TIMESTAMP) AT TIME ZONE 'UTC')",
+                          "({0} || ' 00:00:00.000000')")
+# text ordered by code points as in CEL; SQLite's BINARY already is, PostgreSQL's collation not
+_codepoints = _template("_codepoints", sa.String(), '({0}) COLLATE "C"', "{0}")
+# (text, part, LIKE pattern of part): case-sensitive on both; SQLite's LIKE ignores ASCII case
+_contains = _template("_contains", sa.Boolean(), "({0} LIKE ({2}) ESCAPE '\\')",
+                      "(instr({0}, {1}) > 0)")
+_starts_with = _template("_starts_with", sa.Boolean(), "({0} LIKE ({2}) ESCAPE '\\')",
+                         "(substr({0}, 1, length({1})) = {1})")
+_ends_with = _template("_ends_with", sa.Boolean(), "({0} LIKE ({2}) ESCAPE '\\')",
+                       "(substr({0}, max(length({0}) - length({1}) + 1, 1)) = {1})")
 
 
 # -- values ------------------------------------------------------------------------------------
@@ -373,7 +317,7 @@ class _Translator:
             return _failed()  # null or mixed types: no overload in CEL
         sql_a, sql_b = self.pair(a, b)
         if a.family == "string":
-            sql_a, sql_b = _codepoint_order(sql_a), _codepoint_order(sql_b)
+            sql_a, sql_b = _codepoints(sql_a), _codepoints(sql_b)
         return _bool(_ORDER[op](sql_a, sql_b))
 
     def member_of(self, left_node: Node, right_node: Node) -> _Value:
@@ -412,7 +356,8 @@ class _Translator:
         if isinstance(sql_a.type, double) or isinstance(sql_b.type, double):
             # CEL doubles: IEEE arithmetic on both databases (SQLite may hold 1000.00 as an
             # integer, PostgreSQL's numeric would be exact)
-            sql_a, sql_b = sa.cast(sql_a, sa.Float), sa.cast(sql_b, sa.Float)
+            sql_a, sql_b = (x if isinstance(x.type, sa.Float) else sa.cast(x, sa.Float)
+                            for x in (sql_a, sql_b))
         if op == "/":
             # dividing by zero is NULL, not an aborted query; ints truncate toward zero in
             # CEL, SQLite and PostgreSQL alike
@@ -440,8 +385,9 @@ class _Translator:
         if name == "days_between":
             if len(args) != 2 or any(a.family != "time" for a in args):
                 return _failed()
-            dates = [sa.literal(a.const.astimezone(UTC).date(), sa.Date())
-                     if a.const is not _NONE else a.sql for a in args]
+            dates = [sa.literal(a.const.astimezone(UTC).date(), sa.Date()) if a.const is not _NONE
+                     else a.sql if isinstance(a.sql.type, sa.Date) else _utc_date(a.sql)
+                     for a in args]
             return _Value(_days_between(*dates), "number", strict=True)
         if name == "size" and args and args[0].family == "list":
             return _Value(None, "number", const=len(args[0].const))

@@ -110,9 +110,36 @@ def _seeds(run: CheckRun, layers: list[Layer], entities) -> tuple[SeedSet, ...]:
                 run.error(Spot(doc, ("entity",)), "unknown-entity",
                           f"seed: unknown entity '{name}'{did_you_mean(name, entities)}")
                 continue
+            for i, record in enumerate(doc.data["records"]):
+                _check_seed_record(run, Spot(doc, ("records", i)), entities[name], record,
+                                   entities)
             seeds.append(SeedSet(name, tuple(MappingProxyType(r) for r in doc.data["records"]),
                                  Spot(doc).where))
     return tuple(seeds)
+
+
+def _check_seed_record(run: CheckRun, spot: Spot, entity, record: dict, entities) -> None:
+    """Check a sample record's keys and its literal values (references may be titles)."""
+    for key, value in record.items():
+        fld = entity.fields.get(key)
+        if key == "owner":
+            continue
+        if fld is None:
+            run.error(spot / key, "unknown-field", f"seed: '{entity.name}' has no field "
+                      f"'{key}'{did_you_mean(key, entity.fields)}", key=True)
+            continue
+        if value is None or fld.type in ("reference", "json", "rollup", "autonumber"):
+            continue
+        if fld.type == "lines":
+            child = entities[fld.child_entity]
+            for j, line in enumerate(value if isinstance(value, list) else []):
+                if isinstance(line, dict):
+                    _check_seed_record(run, spot / key / j, child, line, entities)
+            continue
+        try:
+            fld.kind.parse_literal(value, fld.option_values)
+        except ValueError as exc:
+            run.error(spot / key, "bad-value", f"seed: {entity.name}.{key} {exc}")
 
 
 def _identities(layers: list[Layer]) -> tuple[tuple[PackInfo, ...], AppInfo | None]:

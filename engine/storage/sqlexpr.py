@@ -1,25 +1,25 @@
-"""Expressions in the database: an SQL-subset CEL expression as an SQLAlchemy expression (DSL §4).
+"""Expressions in the database: an SQL-subset CEL expression as SQLAlchemy SQL (DSL §4).
 
-`to_sql` translates the subset `engine.check.sqlsubset` allows (fields, `ref.field`, literals,
-`== != < <= > >=`, `&& || !`, `in [...]`, `+ - * /`, unary `-`, `== null`, `size`, `contains`,
+`to_sql` translates what `engine.check.sqlsubset` allows (fields, `ref.field`, literals,
+`== != < <= > >=`, `&& || !`, `in [...]`, `+ - * /`, unary `-`, `size`, `contains`,
 `startsWith`, `endsWith`, `lower`, `upper`, `coalesce`, `today()`, `now()`, `days_between`,
-`user.id`, `user.roles`) into one expression that runs on SQLite and PostgreSQL alike.
+`user.id`, `user.roles`) into one expression that runs on SQLite and on PostgreSQL.
 
-A filter matches where CEL gives exactly `true`; SQL matches where the expression is TRUE. SQL
-NULL stands both for a CEL null and for a CEL error, and that is the same answer wherever CEL
-fails on null: `amount > 1000.0` with a null amount is an error in CEL (no match) and NULL in
-SQL (no match); `!(amount > 1.0)` is still an error, and NOT NULL is still NULL. `error && false`
-is false and `error || true` is true in CEL, as NULL AND FALSE and NULL OR TRUE are in SQL.
-Where CEL accepts null the translation keeps CEL's answer: `==`, `!=` and `in` give true or
-false (`stage != 'lost'` matches a null stage; `x == null` is IS NULL), and an operand that
-fails (a field behind a null reference, a comparison with null) turns them back into NULL;
-`coalesce` fails when any argument fails, as CEL evaluates every argument.
+Null: a filter matches where CEL gives exactly `true` and where SQL gives TRUE. SQL NULL stands
+for a CEL null and for a CEL error alike, which gives the same answer wherever CEL fails on
+null: `amount > 1000.0` with a null amount fails in CEL and is NULL in SQL (no match either
+way); `!(amount > 1.0)` still fails, as NOT NULL is still NULL; `error && false` is false and
+`error || true` true, as NULL AND FALSE and NULL OR TRUE. Where CEL accepts null the answer is
+kept: `==`, `!=` and `in` are true or false (`stage != 'lost'` matches a null stage, `x == null`
+is IS NULL), turning NULL only when an operand fails (a field behind a null reference, a
+comparison with null); `coalesce` fails when any argument fails, as CEL evaluates them all.
+Dates are timestamps at midnight UTC as in CEL; doubles are IEEE doubles on both databases.
 
-Known differences, all on edge values: `size` counts characters as the CEL specification says,
-while common-expression-language 0.10 counts UTF-8 bytes; `lower`/`upper` fold only ASCII on
-SQLite (PostgreSQL follows the database's LC_CTYPE; Python folds all of Unicode, 'ß' -> 'SS');
-a double divided by zero is infinity in CEL and NULL here (PostgreSQL would otherwise abort the
-query); integer overflow is an error in CEL, a REAL on SQLite and a failed query on PostgreSQL.
+Known differences, on edge values: `size` counts characters, as CEL's specification says
+(common-expression-language 0.10 counts UTF-8 bytes); `lower`/`upper` fold only ASCII on SQLite
+(PostgreSQL per the database's LC_CTYPE; Python all of Unicode, 'ß' -> 'SS'); a double divided
+by zero is infinity in CEL but NULL here, and an integer overflow, a CEL error, is a REAL on
+SQLite and fails the query on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ _ORDER = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.
 class _Template(FunctionElement):
     """SQL text per dialect: `templates` is (PostgreSQL and others, SQLite), {0}... the args."""
     inherit_cache = True
-    templates: tuple[str, str] = ("", "")
 
 
 @compiles(_Template)
@@ -91,22 +90,20 @@ _ends_with = _template("_ends_with", sa.Boolean(), "({0} LIKE ({2}) ESCAPE '\\')
 
 # -- values ------------------------------------------------------------------------------------
 
+_FAMILIES = {sa.Boolean: "bool", sa.Integer: "number", sa.Numeric: "number", sa.Float: "number",
+             sa.String: "string", sa.Date: "time", sa.DateTime: "time"}
+_PY_FAMILIES = {bool: "bool", int: "number", float: "number", str: "string",
+                dt.datetime: "time", list: "list"}
+
+
 def _family(type_) -> str | None:
     """The CEL type family of an SQL type: bool, number, string, time (None: unknown)."""
     type_ = type_.impl_instance if isinstance(type_, TypeDecorator) else type_
-    for classes, name in (((sa.Boolean,), "bool"), ((sa.Integer, sa.Numeric, sa.Float), "number"),
-                          ((sa.String,), "string"), ((sa.Date, sa.DateTime), "time")):
-        if isinstance(type_, classes):
-            return name
-    return None
+    return next((name for cls, name in _FAMILIES.items() if isinstance(type_, cls)), None)
 
 
 def _py_family(value) -> str | None:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    return {str: "string", dt.datetime: "time", list: "list"}.get(type(value))
+    return _PY_FAMILIES.get(type(value))
 
 
 def _cel_equal(a, b) -> bool:
@@ -122,14 +119,13 @@ class _Value:
     const: Any = _NONE  # the value when Python knows it (literals, today(), user.id)
     err: Any = None  # condition under which CEL fails on this operand
     strict: bool = False  # NULL here only ever means a CEL error, never a null value
-    nullable: bool = True
 
     def error(self):
         return self.sql.is_(None) if self.strict else self.err
 
     @property
     def may_be_null(self) -> bool:
-        return self.nullable and not self.strict and self.const is _NONE
+        return not self.strict and self.const is _NONE
 
 
 def _failed() -> _Value:
@@ -141,8 +137,8 @@ def _bind(value, like: _Value | None = None):
     like_type = like.sql.type if like is not None and like.const is _NONE else None
     if value is None:
         return sa.null()
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and \
-            isinstance(like_type, sa.Numeric):
+    if type(value) in (int, float) and isinstance(like_type, sa.Numeric) and \
+            not isinstance(like_type, sa.Float):  # (a Numeric in SQLAlchemy 2.0)
         # an exact decimal keeps `amount > 1000.5` usable by an index; plain NUMERIC, as
         # NUMERIC(18, 2) would round the literal
         return sa.literal(Decimal(repr(value)), sa.Numeric())
@@ -209,9 +205,11 @@ class _Translator:
             operand = self.value(node.operand)
             if node.op == "!":
                 return _bool(sa.not_(_sql(operand)))
-            if isinstance(operand.const, (int, float)) and not isinstance(operand.const, bool):
+            if operand.family != "number":
+                return _failed()
+            if operand.const is not _NONE:
                 return _Value(None, "number", const=-operand.const)
-            return _Value(-_sql(operand), operand.family, strict=True)
+            return _Value(-operand.sql, "number", strict=True)
         if isinstance(node, Binary):
             if node.op == "in":
                 return self.member_of(node.left, node.right)
@@ -230,19 +228,15 @@ class _Translator:
         raise ValueError(f"{type(node).__name__} cannot run in the database")
 
     def column(self, table, name: str, entity: Entity | None) -> _Value:
-        """A column of `table`; a reference (bare) is its id, of CEL's map family."""
-        if entity is None or name in RECORD_COLUMNS or name in USER_REFERENCES:
-            known = USER_COLUMNS if entity is None else RECORD_COLUMNS + USER_REFERENCES
-            if name not in known:
-                raise ValueError(f"unknown field '{name}'")
-            family = "map" if name in USER_REFERENCES else _family(table.c[name].type)
-            return _Value(table.c[name], family, nullable=name != "id")
-        field = entity.fields.get(name)
-        if field is None:
-            raise ValueError(f"unknown field '{name}' of {entity.name}")
-        if name not in table.c:
-            raise ValueError(f"a {field.type} field ('{name}') cannot run in the database")
-        family = "map" if field.type == "reference" else _family(table.c[name].type)
+        """The column of field `name` in `table` (of `entity`, or of users when None); a bare
+        reference is its id column, of CEL's map family."""
+        field = entity.fields.get(name) if entity is not None else None
+        system = USER_COLUMNS if entity is None else RECORD_COLUMNS + USER_REFERENCES
+        if name not in system and field is None:
+            raise ValueError(f"unknown field '{name}'" + (f" of {entity.name}" if entity else ""))
+        if name in USER_REFERENCES or field is not None and field.type == "reference":
+            return _Value(table.c[name], "map")
+        family = _family(table.c[name].type) if name in table.c else None
         if family is None:
             raise ValueError(f"a {field.type} field ('{name}') cannot run in the database")
         return _Value(table.c[name], family)
@@ -268,13 +262,10 @@ class _Translator:
         if name == "id":
             return _Value(ref.sql, "number", strict=True)  # null reference: CEL fails
         field = self.entity.fields.get(ref_name)
-        target = field.to if field is not None else "user"
-        if target == "user":
-            other, other_entity = self.schema.engine["user"].alias(), None
-        else:
-            other, other_entity = self.schema.entities[target].alias(), \
-                self.registry.entities[target]
-        value = self.column(other, name, other_entity)
+        target = field.to if field is not None else "user"  # owner, created_by, updated_by
+        other = (self.schema.engine["user"] if target == "user"
+                 else self.schema.entities[target]).alias()
+        value = self.column(other, name, self.registry.entities.get(target))
         if value.family == "map":
             raise ValueError(f"{ref_name}.{name}: a reference's reference cannot run in the "
                              "database")

@@ -676,6 +676,10 @@ class RecordService:
 
         table = self.schema.entities[entity.name]
         ids = sorted(ids)
+        if not is_sqlite(conn):
+            # lock the rows first: the UPDATE below then runs with a snapshot taken after any
+            # concurrent writer of the same rows committed, so its sums include their rows
+            conn.execute(sa.select(table.c.id).where(table.c.id.in_(ids)).with_for_update())
         changed = False
         for fld in entity.fields.values():
             if fld.type != "rollup" or (only and fld.name != only):

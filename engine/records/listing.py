@@ -129,26 +129,23 @@ class Lister:
         if query.q:
             where.append(self._search(table, entity, query.q))
         keys = self._sort_keys(caller, entity, query.sort)
-        if query.cursor:
-            where.append(self._after(table, keys, query.cursor, query.sort))
-        order = []
-        for name, descending in keys:
-            column = table.c[name]
-            order.append(column.is_(None).asc())
-            order.append(column.desc() if descending else column.asc())
-        order.append(table.c.id.asc())
+        parts = self._parts(table, keys, query.cursor, query.sort)
 
         columns = self._projection(caller, entity, query.fields)
         with self.service.engine.connect() as conn:
-            rows = conn.execute(sa.select(table).where(*where).order_by(*order)
-                                .limit(query.limit + 1)).mappings().all()
+            rows = []
+            for part, order in parts:  # at most two: non-empty first sort values, then empty
+                condition = where if part is None else [*where, part]
+                rows += conn.execute(sa.select(table).where(*condition).order_by(*order)
+                                     .limit(query.limit + 1 - len(rows))).mappings().all()
+                if len(rows) > query.limit:
+                    break
             more = len(rows) > query.limit
             rows = rows[:query.limit]
             records = [self.service._row(entity, row) for row in rows]
             if any(entity.fields[c].type == "lines" for c in columns if c in entity.fields):
                 self.service._attach_lines(conn, caller, entity, records)
-            total, capped = self._count(conn, table, where[:-1] if query.cursor else where,
-                                        query.exact_count)
+            total, capped = self._count(conn, table, where, query.exact_count)
             titles = self.titles(conn, caller, entity, records, columns)
         data = [{k: r.get(k) for k in columns} for r in records]
         cursor = self._cursor(keys, records[-1], query.sort) if more and records else None
@@ -243,6 +240,32 @@ class Lister:
         payload = {"s": self._signature(sort), "v": values, "id": record["id"]}
         return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
 
+    def _parts(self, table, keys, cursor: str | None, sort: str | None):
+        """Return the (condition, order) parts a page is read from, in order.
+
+        Empty values sort last in both directions (API.md). Reading the rows whose first sort
+        key has a value separately from those where it is empty lets both databases walk an
+        index in either direction, instead of sorting every matching row for NULLS LAST.
+        """
+        def order(sort_keys):
+            result = []
+            for name, descending in sort_keys:
+                column = table.c[name]
+                result.append((column.desc() if descending else column.asc()).nulls_last())
+            return result + [table.c.id.asc()]
+
+        if not keys:
+            return [(None if cursor is None else self._after(table, keys, cursor, sort)[0],
+                     order([]))]
+        first, descending = table.c[keys[0][0]], keys[0][1]
+        plain = [first.desc() if descending else first.asc()] + order(keys[1:])
+        if cursor is None:
+            return [(first.is_not(None), plain), (first.is_(None), order(keys[1:]))]
+        conditions = self._after(table, keys, cursor, sort)
+        if len(conditions) == 1:  # the cursor is inside the empty values already
+            return [(conditions[0], order(keys[1:]))]
+        return [(conditions[0], plain), (conditions[1], order(keys[1:]))]
+
     def _after(self, table, keys, cursor: str, sort: str | None):
         try:
             padded = cursor + "=" * (-len(cursor) % 4)
@@ -253,13 +276,27 @@ class Lister:
         except (ValueError, KeyError, TypeError):
             raise bad("cursor", "is not a cursor of this listing (send the same filters and "
                                 "sort)") from None
-        entity_fields = {}
-        options = []
-        equal = []
-        for (name, descending), raw in zip(keys, values):
+        parsed = [None if raw is None else _parse_cursor_value(table.c[name], raw)
+                  for (name, _), raw in zip(keys, values)]
+        rest = self._chain(table, keys[1:], parsed[1:], last_id)
+        if not keys:
+            return [table.c.id > last_id]
+        first, descending = table.c[keys[0][0]], keys[0][1]
+        value = parsed[0]
+        if value is None:  # inside the trailing group of empty values
+            return [sa.and_(first.is_(None), rest)]
+        # a plain range on the first key lets the database seek in an index; the empty values,
+        # which sort after every value, are a second, separate part
+        bound = first <= value if descending else first >= value
+        strict = first < value if descending else first > value
+        return [sa.and_(bound, sa.or_(strict, sa.and_(first == value, rest))), first.is_(None)]
+
+    @staticmethod
+    def _chain(table, keys, values, last_id):
+        """Rows after the cursor among rows equal on the keys before these."""
+        options, equal = [], []
+        for (name, descending), value in zip(keys, values):
             column = table.c[name]
-            value = None if raw is None else _parse_cursor_value(column, raw)
-            entity_fields[name] = value
             if value is None:
                 after = sa.false()
             else:

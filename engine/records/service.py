@@ -60,6 +60,8 @@ class RecordService:
         self._expression_refs = {name: self._references_in_expressions(e)
                                  for name, e in registry.entities.items()}
         self._referrers = self._reference_index()
+        self._uses_expressions = {name: self._has_expressions(e)
+                                  for name, e in registry.entities.items()}
 
     # ----------------------------------------------------------------- precomputed views
 
@@ -83,6 +85,12 @@ class RecordService:
                 if fld.type == "reference" and fld.to != "user":
                     index.setdefault(fld.to, []).append((entity, fld))
         return index
+
+    @staticmethod
+    def _has_expressions(entity: Entity) -> bool:
+        return bool(entity.validations) or any(
+            f.compute or f.default_expr or f.required_if or f.read_only_if
+            for f in entity.fields.values())
 
     @staticmethod
     def _references_in_expressions(entity: Entity) -> frozenset[str]:
@@ -394,8 +402,12 @@ class RecordService:
 
     def _prepare(self, conn, caller: Caller, entity: Entity, access: Access,
                  data: Mapping[str, Any], current: dict | None, allow_state: bool = False,
-                 prefix: str = "") -> tuple[dict, dict, dict]:
-        """Check and convert input; return (values to store, lines by field, errors)."""
+                 prefix: str = "", deferred: list | None = None) -> tuple[dict, dict, dict]:
+        """Check and convert input; return (values to store, lines by field, errors).
+
+        With `deferred`, the checks that need a query (references, owner, unique values) are
+        appended to it for the caller to run once for a whole batch (see engine.records.bulk).
+        """
         errors: dict[str, list[str]] = {}
         loc = caller.locale
 
@@ -487,13 +499,14 @@ class RecordService:
                         continue
                 child_access = self.access(caller, child)
                 v, _, e = self._prepare(conn, caller, child, child_access, item, before,
-                                        prefix=f"{prefix}{name}[{i}].")
+                                        prefix=f"{prefix}{name}[{i}].", deferred=deferred)
                 errors.update(e)
                 prepared.append((before, v))
             line_values[name] = prepared
         lines = line_values
 
-        scope = self._scope(conn, caller, entity, merged)
+        scope = self._scope(conn, caller, entity, merged) if self._uses_expressions[entity.name] \
+            else {}
         for name, fld in entity.fields.items():
             if fld.compute is not None:
                 try:
@@ -503,12 +516,15 @@ class RecordService:
                 values[name] = merged[name] = result
                 scope[name] = to_cel(result)
         self._validate(conn, caller, entity, merged, values, current, scope, fail,
-                       lambda name: prefix + name in errors)
+                       lambda name: prefix + name in errors, deferred, prefix)
         return values, lines, errors
 
     def _validate(self, conn, caller, entity: Entity, merged: dict, values: dict,
-                  current: dict | None, scope: dict, fail, failed) -> None:
-        before_scope = self._scope(conn, caller, entity, current) if current else scope
+                  current: dict | None, scope: dict, fail, failed, deferred=None,
+                  prefix: str = "") -> None:
+        before_scope = self._scope(conn, caller, entity, current) \
+            if current and any(f.read_only_if is not None for f in entity.fields.values()) \
+            else scope
         for name, fld in entity.fields.items():
             if not fld.kind.stored and fld.type != "lines":
                 continue
@@ -532,14 +548,19 @@ class RecordService:
                 if locked:
                     fail(name, Message("read_only"))
             if fld.type == "reference" and name in values and values[name] is not None:
-                if not self._reference_ok(conn, caller, fld, values[name]):
+                if deferred is not None:
+                    deferred.append(("reference", prefix + name, fld, values[name]))
+                elif not self._reference_ok(conn, caller, fld, values[name]):
                     fail(name, Message("no_such_record"))
         if "owner" in values and values["owner"] is not None:
-            exists = conn.execute(sa.select(self.users.c.id).where(
-                self.users.c.id == values["owner"], self.users.c.active)).first()
-            if exists is None:
-                fail("owner", Message("no_such_record"))
-        if not entity.parent:
+            if deferred is not None:
+                deferred.append(("reference", prefix + "owner", _USER_REF, values["owner"]))
+            else:
+                exists = conn.execute(sa.select(self.users.c.id).where(
+                    self.users.c.id == values["owner"], self.users.c.active)).first()
+                if exists is None:
+                    fail("owner", Message("no_such_record"))
+        if not entity.parent and deferred is None:
             self._check_unique(conn, entity, merged, current, fail)
         for validation in entity.validations:
             try:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from engine.errors import RecordError
+from engine.records.bulk import create_many
 from engine.records.access import Caller
 from engine.records.listing import ListQuery
 from engine.records.values import to_json
@@ -23,6 +24,7 @@ from engine.registry.model import Entity
 EXPORT_SYSTEM = ("version", "owner", "created_at", "updated_at")
 IGNORED_ON_IMPORT = ("created_at", "updated_at", "created_by", "updated_by")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+BATCH = 1000  # rows validated and written together
 
 
 def neutralise(value: str) -> str:
@@ -232,54 +234,75 @@ def import_rows(service, caller: Caller, entity_name: str, header: list[str],
                 (workflow is not None and name == workflow.field):
             skip.add(name)  # exported for reading; never written from a file
     result = ImportResult()
-
-    def one(conn, line: int, cells: list) -> None:
+    creates: list[tuple[int, dict]] = []
+    updates: list[tuple[int, dict]] = []
+    for line, cells in rows:
         values = {}
         for column, cell in zip(columns, cells):
             if column is None or column in skip:
                 continue
             values[column] = None if (isinstance(cell, str) and cell.strip() == "") else cell
-        record_id = values.pop("id", None)
-        version = values.pop("version", None)
-        if record_id is not None:
-            current = service.get(caller, entity.name, record_id, conn=conn)
-            service.update(caller, entity.name, current["id"], values,
-                           version if version is not None else current["version"], conn=conn)
-            result.updated += 1
-        else:
-            service.create(caller, entity.name, values, conn=conn)
-            result.created += 1
+        (updates if values.get("id") not in (None, "") else creates).append((line, values))
+
+    def update_one(conn, values: dict) -> None:
+        values = dict(values)
+        record_id, version = values.pop("id"), values.pop("version", None)
+        current = service.get(caller, entity.name, record_id, conn=conn)
+        service.update(caller, entity.name, current["id"], values,
+                       version if version is not None else current["version"], conn=conn)
 
     def reasons(exc: RecordError) -> list[str]:
         if exc.fields:
             return [f"{k}: {'; '.join(v)}" for k, v in exc.fields.items()]
         return [exc.message]
 
+    def create_batch(conn, batch: list[tuple[int, dict]]) -> None:
+        for values in (v for _, v in batch):
+            values.pop("id", None)
+            values.pop("version", None)
+        outcomes = create_many(service, caller, entity.name, [v for _, v in batch], conn)
+        for (line, _), outcome in zip(batch, outcomes):
+            if outcome.error is not None:
+                result.rejected.append(Rejection(line, reasons(outcome.error)))
+            else:
+                result.created += 1
+
+    def run(conn, atomic: bool) -> None:
+        for start in range(0, len(creates), BATCH):
+            batch = creates[start:start + BATCH]
+            if atomic:
+                create_batch(conn, batch)
+            else:
+                with write_transaction(service.engine) as own:
+                    create_batch(own, batch)
+            if progress:
+                progress(len(batch))
+        for line, values in updates:
+            try:
+                if atomic:
+                    with conn.begin_nested():
+                        update_one(conn, values)
+                else:
+                    with write_transaction(service.engine) as own:
+                        update_one(own, values)
+                result.updated += 1
+            except RecordError as exc:
+                result.rejected.append(Rejection(line, reasons(exc)))
+            if progress:
+                progress(1)
+
     if all_or_nothing:
         try:
             with write_transaction(service.engine) as conn:
-                for line, cells in rows:
-                    try:
-                        with conn.begin_nested():
-                            one(conn, line, cells)
-                    except RecordError as exc:
-                        result.rejected.append(Rejection(line, reasons(exc)))
-                    if progress:
-                        progress(1)
+                run(conn, atomic=True)
                 if result.rejected:
                     raise _Rollback()
         except _Rollback:
             result.created = result.updated = 0
             result.rolled_back = True
-        return result
-    for line, cells in rows:
-        try:
-            with write_transaction(service.engine) as conn:
-                one(conn, line, cells)
-        except RecordError as exc:
-            result.rejected.append(Rejection(line, reasons(exc)))
-        if progress:
-            progress(1)
+    else:
+        run(None, atomic=False)
+    result.rejected.sort(key=lambda r: r.line)
     return result
 
 

@@ -27,26 +27,31 @@ class Invalid(Exception):
         self.message = message
 
 
-def _blank(raw) -> bool:
-    return raw is None or (isinstance(raw, str) and raw.strip() == "")
+_LISTISH = frozenset({"multi_enum", "json"})
+_STRIPPED = frozenset({"string", "email", "phone", "url", "enum", "autonumber"})
 
 
 def coerce(field: Field, raw):
     """Return `raw` as the stored value of `field` (None for empty), or raise Invalid."""
     kind = field.kind.name
-    if kind in ("multi_enum", "json"):
-        if raw is None or raw == "":
-            return None
-    elif _blank(raw):
+    if raw is None:
+        return None
+    if type(raw) is str and (raw == "" or (raw[0].isspace() or raw[-1].isspace())
+                             and not raw.strip()):
+        return None
+    if kind in _LISTISH and raw == "":
         return None
     return _COERCE[kind](field, raw)
 
 
 def _text(field: Field, raw):
-    if isinstance(raw, bool) or not isinstance(raw, (str, int, float, Decimal)):
+    if type(raw) is str:
+        value = raw
+    elif isinstance(raw, bool) or not isinstance(raw, (str, int, float, Decimal)):
         raise Invalid(Message("not_text"))
-    value = str(raw)
-    if field.kind.name in ("string", "email", "phone", "url", "enum", "autonumber"):
+    else:
+        value = str(raw)
+    if field.kind.name in _STRIPPED:
         value = value.strip()
     if field.max_length and len(value) > field.max_length:
         raise Invalid(Message("too_long", n=field.max_length))
@@ -239,8 +244,8 @@ _COERCE = {
 
 def to_json(field: Field | None, value):
     """Return a stored value as the API shows it (DSL/API: decimals as strings, ISO dates)."""
-    if value is None:
-        return None
+    if value is None or type(value) in (str, int, bool):
+        return value
     kind = field.kind.name if field is not None else None
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:

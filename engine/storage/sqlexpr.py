@@ -120,15 +120,23 @@ class _Value:
     err: Any = None  # condition under which CEL fails on this operand
     strict: bool = False  # NULL here only ever means a CEL error, never a null value
 
+    @property
+    def failed(self) -> bool:
+        """Whether CEL fails here on every record (null + 1, size(null)...)."""
+        return self.strict and isinstance(self.sql, sa.sql.elements.Null)
+
     def error(self):
+        """The SQL condition under which CEL fails on this operand, or None if it never does."""
         return self.sql.is_(None) if self.strict else self.err
 
     @property
     def may_be_null(self) -> bool:
+        """Whether SQL NULL here can be a CEL null (a field, a reference's field)."""
         return not self.strict and self.const is _NONE
 
 
 def _failed() -> _Value:
+    """An operand CEL fails on for every record (a type error, a missing user)."""
     return _Value(sa.null(), None, strict=True)
 
 
@@ -154,6 +162,7 @@ def _bind(value, like: _Value | None = None):
 
 
 def _sql(value: _Value, like: _Value | None = None):
+    """The operand as SQL: its expression, or its Python value bound like `like`."""
     return _bind(value.const, like) if value.const is not _NONE else value.sql
 
 
@@ -189,6 +198,8 @@ def to_sql(source: str, entity: Entity, registry: Registry, schema: Schema, *,
 
 
 class _Translator:
+    """Tree -> _Value, node by node, for records of one entity (rows of `table`)."""
+
     def __init__(self, entity, registry, schema, table, user, now):
         self.entity, self.registry, self.schema, self.table = entity, registry, schema, table
         self.user, self.now = user, now
@@ -217,6 +228,9 @@ class _Translator:
             if node.op in ("&&", "||"):
                 join = sa.and_ if node.op == "&&" else sa.or_
                 return _bool(join(_sql(left), _sql(right)))
+            if left.failed or right.failed:
+                # a failure stays one (and SQLAlchemy would make `x == NULL` an IS NULL)
+                return _failed()
             if node.op in ("==", "!="):
                 equal = self.equal(left, right)
                 return _bool(equal if node.op == "==" else sa.not_(equal))
@@ -313,6 +327,8 @@ class _Translator:
 
     def member_of(self, left_node: Node, right_node: Node) -> _Value:
         left = self.value(left_node)
+        if left.failed:
+            return left
         if isinstance(right_node, ListLit):
             items = [self.value(item).const for item in right_node.items]
         elif isinstance(right_node, Member) and right_node.name == "roles" and \
@@ -332,7 +348,8 @@ class _Translator:
         has_null = any(i is None for i in items)
         if has_null:
             value = sa.or_(value, left.sql.is_(None))
-        return _bool(_guard(value, [left.error() if has_null or not left.strict else None]))
+        natural = kept and not has_null and left.strict  # `x IN (...)` is NULL where x fails
+        return _bool(value if natural else _guard(value, [left.error()]))
 
     def arithmetic(self, op: str, a: _Value, b: _Value) -> _Value:
         if "time" in (a.family, b.family):
@@ -352,7 +369,9 @@ class _Translator:
         if op == "/":
             # dividing by zero is NULL, not an aborted query; ints truncate toward zero in
             # CEL, SQLite and PostgreSQL alike
-            value = sql_a.op("/", return_type=sql_a.type)(sa.func.nullif(sql_b, 0))
+            # (a custom operator does not parenthesise `a + b` on its left by itself)
+            value = sa.sql.expression.Grouping(sql_a).op("/", return_type=sql_a.type)(
+                sa.func.nullif(sql_b, 0))
         else:
             value = {"+": operator.add, "-": operator.sub, "*": operator.mul}[op](sql_a, sql_b)
         return _Value(value, "number", strict=True)
@@ -360,6 +379,8 @@ class _Translator:
     def call(self, node: Call) -> _Value:
         args = [self.value(arg) for arg in ((node.target,) if node.target else ()) + node.args]
         name = node.function
+        if any(a.failed for a in args):
+            return _failed()  # CEL evaluates every argument
         if name in ("today", "now"):
             moment = self.now if name == "now" else self.now.replace(
                 hour=0, minute=0, second=0, microsecond=0)

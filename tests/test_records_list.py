@@ -3,7 +3,7 @@
 import pytest
 import sqlalchemy as sa
 
-from engine.errors import BadRequest, Forbidden
+from engine.errors import BadRequest, Forbidden, ValidationFailed
 from engine.records.listing import parse_query
 
 
@@ -164,3 +164,47 @@ def test_a_page_costs_a_fixed_number_of_statements(world):
         if n == 3:
             few = len(statements)
     assert len(statements) == few
+
+
+HOSTILE = ["'; DROP TABLE e_account; --", '" OR 1=1 --', "%", "_", "\\", "NULL",
+           "1) OR (1=1", "名称' --", "a" * 5000]
+
+
+@pytest.mark.parametrize("payload", HOSTILE)
+def test_sql_metacharacters_in_every_parameter(world, accounts, payload):
+    admin = accounts
+    before = listing(world, admin).total
+    all_names = names(listing(world, admin))
+    containing = sorted(n for n in all_names if payload.lower() in n.lower())
+    for params in ({"name": payload}, {"name__in": payload}):
+        assert listing(world, admin, **params).total == 0
+    for params in ({"name__contains": payload}, {"q": payload}):
+        assert sorted(names(listing(world, admin, **params))) == containing
+    for params in ({"sort": payload}, {"fields": payload}, {payload: "1"},
+                   {"employees__gt": payload}):
+        with pytest.raises(BadRequest):
+            listing(world, admin, **params)
+    assert listing(world, admin).total == before
+
+
+def test_rollups_follow_a_record_that_moves_between_parents(world):
+    admin = world.user("admin1", "admin")
+    a = world.service.create(admin, "account", {"name": "A"})
+    b = world.service.create(admin, "account", {"name": "B"})
+    deal = world.service.create(admin, "deal", {"title": "D", "account": a["id"],
+                                                "amount": "10"})
+    assert world.service.get(admin, "account", a["id"])["deal_total"] == 10
+    world.service.update(admin, "deal", deal["id"], {"account": b["id"]}, deal["version"])
+    assert world.service.get(admin, "account", a["id"])["deal_total"] == 0
+    assert world.service.get(admin, "account", b["id"])["deal_total"] == 10
+    world.service.delete(admin, "deal", deal["id"], deal["version"] + 1)
+    assert world.service.get(admin, "account", b["id"])["deal_total"] == 0
+
+
+def test_nul_characters_are_refused(world, accounts):
+    for params in ({"name": "a\x00b"}, {"q": "\x00"}, {"name__contains": "\x00"}):
+        with pytest.raises(BadRequest) as caught:
+            listing(world, accounts, **params)
+        assert list(caught.value.fields) == [next(iter(params))]
+    with pytest.raises(ValidationFailed):
+        world.service.create(accounts, "account", {"name": "a\x00b"})

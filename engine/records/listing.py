@@ -68,6 +68,8 @@ def parse_query(params: Mapping[str, Any]) -> ListQuery:
         if isinstance(value, list):
             value = value[-1] if value else ""
         value = str(value)
+        if "\x00" in value or "\x00" in key:  # SQLite would cut the text there, PostgreSQL refuse it
+            raise bad(key.replace("\x00", ""), "must not contain a NUL character")
         if key == "q":
             query.q = value.strip() or None
         elif key == "sort":

@@ -51,6 +51,8 @@ def _text(field: Field, raw):
         raise Invalid(Message("not_text"))
     else:
         value = str(raw)
+    if "\x00" in value:
+        raise Invalid(Message("not_text"))
     if field.kind.name in _STRIPPED:
         value = value.strip()
     if field.max_length and len(value) > field.max_length:

@@ -87,3 +87,17 @@ class Message:
 
     def __repr__(self) -> str:
         return f"Message({self.key!r}, {self.params!r})"
+
+MESSAGES.update({
+    "no_transition": {"en": "{entity} has no transition '{name}'", "zh": "{entity}没有操作“{name}”"},
+    "transition_role": {"en": "your role may not {label} this record",
+                        "zh": "您的角色不能对此记录执行“{label}”"},
+    "transition_state": {"en": "'{label}' is not possible while the record is {state}",
+                         "zh": "记录处于“{state}”状态，不能执行“{label}”"},
+    "guard_failed": {"en": "'{label}' is not allowed now: {guard} is not true",
+                     "zh": "现在不能执行“{label}”：条件 {guard} 不成立"},
+    "guard_error": {"en": "'{label}' could not check its condition {guard}: {detail}",
+                    "zh": "“{label}”无法检查条件 {guard}：{detail}"},
+    "create_failed": {"en": "'{label}' could not create {entity}: {detail}",
+                      "zh": "“{label}”无法新建{entity}：{detail}"},
+})

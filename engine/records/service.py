@@ -62,6 +62,8 @@ class RecordService:
         self._referrers = self._reference_index()
         self._uses_expressions = {name: self._has_expressions(e)
                                   for name, e in registry.entities.items()}
+        from engine.records.transitions import Transitions
+        self._transitions = Transitions(self)
 
     # ----------------------------------------------------------------- precomputed views
 
@@ -194,6 +196,16 @@ class RecordService:
         """Return a Page of readable records (see engine.records.listing)."""
         from engine.records.listing import Lister, ListQuery
         return Lister(self).list(caller, entity_name, query or ListQuery())
+
+    def transition(self, caller: Caller, entity_name: str, record_id, name: str,
+                   data: Mapping[str, Any] | None = None, version=None, *, conn=None) -> dict:
+        """Fire a workflow transition (see engine.records.transitions)."""
+        return self._transitions.fire(caller, entity_name, record_id, name, data, version,
+                                      conn=conn)
+
+    def transitions(self, caller: Caller, entity_name: str, record_id) -> list[dict]:
+        """The transitions the caller may fire on a record now."""
+        return self._transitions.available(caller, entity_name, record_id)
 
     def history(self, caller: Caller, entity_name: str, record_id, *, limit: int = 50,
                 cursor: str | None = None) -> tuple[list[dict], str | None]:

@@ -1,0 +1,165 @@
+"""Firing workflow transitions through the record service (DSL §5, API.md).
+
+Checks run in the order API.md fixes: an unknown transition is NotFound (404), a role that may
+not fire it Forbidden (403), a state it cannot leave from Conflict (409), and a missing
+required field or a false guard ValidationFailed (422). The request's own values, the state
+change, `create` records, `set` assignments and the audit entry are one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Mapping
+
+from engine.errors import Conflict, Forbidden, NotFound, RecordError, ValidationFailed
+from engine.expr import EvaluationError, to_cel
+from engine.records.access import Caller
+from engine.records.messages import text
+from engine.records.values import Invalid, coerce
+from engine.registry.model import Entity, Transition, Workflow
+from engine.storage.database import write_transaction
+from engine.workflow import StateMachines
+
+
+class Transitions:
+    """Fires transitions for one RecordService."""
+
+    def __init__(self, service):
+        self.service = service
+        self.machines = StateMachines(service.registry)
+
+    def _workflow(self, caller: Caller, entity: Entity) -> Workflow:
+        workflow = self.service.registry.workflow_by_entity.get(entity.name)
+        if workflow is None:
+            raise NotFound(text("no_transition", caller.locale,
+                                entity=entity.label.get(caller.locale), name="?"))
+        return workflow
+
+    def may_fire(self, caller: Caller, entity: Entity, record: dict,
+                 transition: Transition) -> bool:
+        """Whether the caller's roles let them fire `transition` on `record`."""
+        if caller.is_admin:
+            return True
+        if transition.roles:
+            return any(role in caller.roles for role in transition.roles)
+        grant = self.service.access(caller, entity).update
+        return grant == "all" or (grant == "own" and record["owner"] == caller.user_id)
+
+    def available(self, caller: Caller, entity_name: str, record_id) -> list[dict]:
+        """The transitions the caller may fire from the record's current state."""
+        entity = self.service.entity(entity_name)
+        record = self.service.get(caller, entity_name, record_id)
+        workflow = self._workflow(caller, entity)
+        state = record.get(workflow.field)
+        result = []
+        with self.service.engine.connect() as conn:
+            scope = self.service._scope(conn, caller, entity, record)
+        for transition in workflow.transitions.values():
+            if not self.machines.allowed(workflow, transition, state):
+                continue
+            if not self.may_fire(caller, entity, record, transition):
+                continue
+            ready = all(_filled(record.get(f)) for f in transition.require)
+            if ready and transition.guard is not None:
+                try:
+                    ready = transition.guard.test(scope)
+                except EvaluationError:
+                    ready = False
+            result.append({"name": transition.name,
+                           "label": transition.label.get(caller.locale),
+                           "to": transition.target, "require": list(transition.require),
+                           "ready": ready})
+        return result
+
+    def fire(self, caller: Caller, entity_name: str, record_id, name: str,
+             data: Mapping[str, Any] | None = None, version=None, *, conn=None) -> dict:
+        """Fire transition `name` on a record, first setting the fields in `data`."""
+        service = self.service
+        entity = service.entity(entity_name)
+        if entity.parent:
+            raise NotFound(f"no entity '{entity_name}'")
+        if conn is None:
+            with write_transaction(service.engine) as conn:
+                return self.fire(caller, entity_name, record_id, name, data, version, conn=conn)
+        data = dict(data or {})
+        version = data.pop("version", version)
+        workflow = self._workflow(caller, entity)
+        current = service.get(caller, entity.name, record_id, conn=conn)  # 404 if unreadable
+        transition = workflow.transitions.get(name)
+        loc = caller.locale
+        if transition is None:
+            raise NotFound(text("no_transition", loc, entity=entity.label.get(loc), name=name))
+        label = transition.label.get(loc)
+        if not self.may_fire(caller, entity, current, transition):
+            raise Forbidden(text("transition_role", loc, label=label))
+        state = current.get(workflow.field)
+        if not self.machines.allowed(workflow, transition, state):
+            state_label = workflow.states[state].label.get(loc) if state in workflow.states \
+                else str(state)
+            raise Conflict(text("transition_state", loc, label=label, state=state_label))
+        if version is not None and version != "":
+            if service._version(caller, version) != current["version"]:
+                raise Conflict(text("conflict", loc, current=current["version"]),
+                               current_version=current["version"])
+
+        # the request's own values first, checked like any update by this caller
+        access = service.access(caller, entity)
+        values, lines, errors = service._prepare(conn, caller, entity, access, data, current)
+        service._raise(caller, errors)
+        merged = {**current, **values}
+        missing = {f: [text("required", loc)] for f in transition.require
+                   if not _filled(merged.get(f))}
+        if missing:
+            raise ValidationFailed(text("invalid_fields", loc, n=len(missing))
+                                   if len(missing) > 1 else text("invalid_field", loc), missing)
+        scope = service._scope(conn, caller, entity, merged)
+        if transition.guard is not None:
+            try:
+                ok = transition.guard.test(scope)
+                detail = None
+            except EvaluationError as exc:
+                ok, detail = False, str(exc)
+            if not ok:
+                message = text("guard_failed", loc, label=label, guard=transition.guard.source) \
+                    if detail is None else text("guard_error", loc, label=label,
+                                                guard=transition.guard.source, detail=detail)
+                raise ValidationFailed(message, {"__all__": [message]})
+
+        acting = replace(caller, roles=tuple(caller.roles) + ("admin",), system=True)
+        for spec in transition.create:
+            created_entity = service.registry.entities[spec.entity]
+            new_values = self._evaluate(spec.values, scope, created_entity, label, loc)
+            try:
+                created = service.create(acting, spec.entity, new_values, conn=conn)
+            except RecordError as exc:
+                detail = "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.fields.items()) \
+                    or exc.message
+                message = text("create_failed", loc, label=label,
+                               entity=created_entity.label.get(loc), detail=detail)
+                raise ValidationFailed(message, {"__all__": [message]}) from None
+            if spec.alias:
+                scope[spec.alias] = {k: to_cel(v) for k, v in created.items()
+                                     if not isinstance(v, list)}
+        values.update(self._evaluate(transition.set, scope, entity, label, loc))
+        values[workflow.field] = transition.target
+        # set and state are the engine's doing: checked as values, not as the caller's input
+        return service._save(conn, caller, entity, current, values, lines,
+                             f"transition:{transition.name}")
+
+    @staticmethod
+    def _evaluate(assignments, scope, entity: Entity, label: str, loc: str) -> dict:
+        values = {}
+        for field_name, expression in assignments.items():
+            field = entity.fields[field_name]
+            try:
+                values[field_name] = coerce(field, expression.evaluate(scope))
+            except (EvaluationError, Invalid) as exc:
+                detail = exc.message.render(loc) if isinstance(exc, Invalid) else str(exc)
+                message = text("guard_error", loc, label=label, guard=expression.source,
+                               detail=f"{field_name}: {detail}")
+                raise ValidationFailed(message, {"__all__": [message]}) from None
+        return values
+
+
+def _filled(value) -> bool:
+    return value is not None and value != "" and value != []

@@ -20,6 +20,7 @@ from engine.records.access import Caller
 from engine.records.messages import Message, text
 from engine.records.numbering import render
 from engine.records.service import RecordService, now
+from engine.records.values import Invalid, coerce
 from engine.registry.model import Entity
 from engine.storage.database import is_sqlite
 from engine.storage.search import fts_table
@@ -46,7 +47,14 @@ def create_many(service: RecordService, caller: Caller, entity_name: str,
                              entity=entity.label.get(caller.locale)))
     outcomes = [Outcome() for _ in rows]
     prepared: list[tuple[int, dict, dict, list]] = []
+    fast = _fast_plan(service, caller, entity, access)
     for i, row in enumerate(rows):
+        if fast is not None:
+            checked = fast(row)
+            if checked is not None:
+                outcomes[i].errors = {}
+                prepared.append((i, checked[0], {}, checked[1]))
+                continue
         deferred: list = []
         try:
             values, lines, errors = service._prepare(conn, caller, entity, access, row, None,
@@ -73,6 +81,62 @@ def create_many(service: RecordService, caller: Caller, entity_name: str,
     if valid:
         _insert(service, conn, caller, entity, valid, outcomes)
     return outcomes
+
+
+def _fast_plan(service, caller: Caller, entity: Entity, access):
+    """Return a checker for the common row, or None when the entity needs the full path.
+
+    The checker accepts a row only if every key is a field this caller may write and every
+    value passes the same `coerce` the record service uses, then applies the same defaults and
+    required rule; it returns None for anything else (an unknown key, a bad value, an empty
+    required field, lines), and that row goes through `RecordService._prepare`, which finds
+    and words every problem. Entities with expressions always take the full path.
+    """
+    if service._uses_expressions[entity.name]:
+        return None
+    workflow = service.registry.workflow_by_entity.get(entity.name)
+    state_field = workflow.field if workflow else None
+    accepted = {}
+    defaults = []
+    required = []
+    references = []
+    for name, fld in entity.fields.items():
+        if not fld.kind.stored:
+            continue
+        if name == state_field:
+            defaults.append((name, workflow.initial))
+            continue
+        if fld.kind.writable and fld.compute is None and not fld.read_only \
+                and name not in access.read_only and name not in access.hidden:
+            accepted[name] = fld
+            if fld.required:
+                required.append(name)
+            if fld.type == "reference":
+                references.append((name, fld))
+        if fld.default is not None:
+            defaults.append((name, fld.default))
+    empty = (None, "", [])
+
+    def check(row: Mapping[str, Any]):
+        values = {}
+        try:
+            for key, raw in row.items():
+                fld = accepted.get(key)
+                if fld is None:
+                    return None
+                values[key] = coerce(fld, raw)
+        except Invalid:
+            return None
+        for name, value in defaults:
+            if name not in values:
+                values[name] = value
+        for name in required:
+            if values.get(name) in empty:
+                return None
+        deferred = [("reference", name, fld, values[name]) for name, fld in references
+                    if values.get(name) is not None]
+        return values, deferred
+    return check
 
 
 def _check_references(service, conn, caller, prepared, outcomes) -> None:

@@ -20,7 +20,7 @@ from engine.records.access import Caller
 from engine.records.messages import Message, text
 from engine.records.numbering import render
 from engine.records.service import RecordService, now
-from engine.records.values import Invalid, coerce
+from engine.records.values import Invalid, coerce, to_json
 from engine.registry.model import Entity
 from engine.storage.database import is_sqlite
 from engine.storage.search import fts_table
@@ -235,6 +235,7 @@ def _insert(service, conn, caller, entity: Entity, valid, outcomes) -> None:
     ids = _claim_ids(conn, table, len(valid))
     numbers = _claim_numbers(service, conn, entity, len(valid), stamp)
     stored_names = [n for n, f in entity.fields.items() if f.kind.stored]
+    creation_changes = _creation_changes(entity)
     records, audit_rows, line_rows = [], [], {}
     for position, ((i, values, lines), record_id) in enumerate(zip(valid, ids)):
         for name, claimed in numbers.items():
@@ -245,7 +246,7 @@ def _insert(service, conn, caller, entity: Entity, valid, outcomes) -> None:
                       created_by=caller.user_id, updated_by=caller.user_id, owner=owner)
         records.append(record)
         outcomes[i].record_id = record_id
-        changes = service._changes(entity, {}, {**record})
+        changes = creation_changes(record)
         audit_rows.append({"entity": entity.name, "record_id": record_id, "action": "create",
                            "user_id": caller.user_id, "at": stamp, "changes": changes})
         for name, items in lines.items():
@@ -269,6 +270,26 @@ def _insert(service, conn, caller, entity: Entity, valid, outcomes) -> None:
     _refresh(service, conn, entity, records, ids)
 
 
+def _creation_changes(entity: Entity):
+    """Return a function giving a new record's audit changes, as RecordService._changes would
+    (every tracked field with a value, as [null, value], and the owner), without its
+    per-field generality."""
+    plain = (str, int, bool)
+    tracked = [(name, fld) for name, fld in entity.fields.items()
+               if fld.track and fld.kind.stored]
+
+    def changes(record: dict) -> dict:
+        out = {}
+        for name, fld in tracked:
+            value = record.get(name)
+            if value is not None:
+                out[name] = [None, value if type(value) in plain else to_json(fld, value)]
+        if record.get("owner") is not None:
+            out["owner"] = [None, record["owner"]]
+        return out
+    return changes
+
+
 def write_rows(conn, table: sa.Table, rows: list[dict]) -> None:
     """Insert already-validated rows at driver speed: COPY on PostgreSQL, executemany on SQLite.
 
@@ -279,10 +300,15 @@ def write_rows(conn, table: sa.Table, rows: list[dict]) -> None:
         return
     columns = list(rows[0])
     dialect = conn.dialect
-    processors = [table.c[c].type._cached_bind_processor(dialect) for c in columns]
-    data = [tuple(value if proc is None or value is None else proc(value)
-                  for proc, value in zip(processors, (row[c] for c in columns)))
-            for row in rows]
+    processors = [(i, proc) for i, proc in enumerate(
+        table.c[c].type._cached_bind_processor(dialect) for c in columns) if proc is not None]
+    data = []
+    for row in rows:
+        values = [row[c] for c in columns]
+        for i, proc in processors:
+            if values[i] is not None:
+                values[i] = proc(values[i])
+        data.append(values)
     if dialect.name == "postgresql":
         quote = dialect.identifier_preparer.quote
         cursor = conn.connection.driver_connection.cursor()

@@ -151,10 +151,15 @@ def _numeric_shape(field: Field) -> tuple[int, int]:
 
 
 def _bounds(field: Field, value) -> None:
+    # a float bound from YAML (min: 0.1) means its decimal text, not its binary value
     low, high = field.min, field.max
-    if isinstance(low, (int, float, Decimal)) and value < Decimal(str(low)):
+    if type(low) is float:
+        low = Decimal(repr(low))
+    if type(high) is float:
+        high = Decimal(repr(high))
+    if low is not None and isinstance(low, (int, float, Decimal)) and value < low:
         raise Invalid(Message("min", n=low))
-    if isinstance(high, (int, float, Decimal)) and value > Decimal(str(high)):
+    if high is not None and isinstance(high, (int, float, Decimal)) and value > high:
         raise Invalid(Message("max", n=high))
 
 

@@ -7,6 +7,7 @@ Objects are frozen dataclasses; collections are tuples and read-only mappings. T
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -71,7 +72,7 @@ class Field:
     def type(self) -> str:
         return self.kind.name
 
-    @property
+    @cached_property
     def option_values(self) -> tuple[str, ...]:
         return tuple(o.value for o in self.options)
 

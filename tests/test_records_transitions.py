@@ -134,3 +134,15 @@ def test_stale_version_and_concurrent_transitions(flow):
     assert sorted(results) == ["conflict"] * 3 + ["ok"]
     history, _ = flow.service.history(rep, "quote", quote["id"])
     assert [h["action"] for h in history] == ["transition:submit", "create"]
+
+
+def test_self_approval_is_refused_when_the_workflow_says_so(flow):
+    manager, other = flow.user("boss", "manager"), flow.user("boss2", "manager")
+    quote = flow.service.create(manager, "quote", {"title": "own deal", "discount": 40})
+    quote = flow.service.transition(manager, "quote", quote["id"], "submit")
+    assert [t["name"] for t in flow.service.transitions(manager, "quote", quote["id"])] == \
+        ["reject"]
+    with pytest.raises(Forbidden) as caught:
+        flow.service.transition(manager, "quote", quote["id"], "approve")
+    assert "someone else" in caught.value.message
+    assert flow.service.transition(other, "quote", quote["id"], "approve")["state"] == "approved"

@@ -175,7 +175,8 @@ def _compile_transition(run, tname, spec, tspot: Spot, states, non_final, entity
     return Transition(name=tname, label=Label.of(spec.get("label"), tname), sources=sources,
                       target=target, roles=tuple(spec.get("roles") or ()),
                       require=tuple(spec.get("require") or ()), guard=guard,
-                      set=MappingProxyType(assignments), create=tuple(creates))
+                      set=MappingProxyType(assignments), create=tuple(creates),
+                      forbid_self_approval=bool(spec.get("forbid_self_approval")))
 
 
 def _assignments(run, spot: Spot, values: dict, entity: Entity, scope, what: str,

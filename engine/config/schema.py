@@ -104,6 +104,7 @@ _transition = _obj({
     "create": {"type": "array", "items": _obj({
         "entity": _ident, "as": _ident,
         "values": {"type": "object", "additionalProperties": _scalar}}, ("entity",))},
+    "forbid_self_approval": _bool,
 }, ("from", "to"))
 WORKFLOW = _obj({
     "workflow": _ident, "label": _label, "description": _label, "entity": _ident,

@@ -98,6 +98,8 @@ MESSAGES.update({
                      "zh": "现在不能执行“{label}”：条件 {guard} 不成立"},
     "guard_error": {"en": "'{label}' could not check its condition {guard}: {detail}",
                     "zh": "“{label}”无法检查条件 {guard}：{detail}"},
+    "self_approval": {"en": "you moved this record to its current state; someone else must "
+                             "{label} it", "zh": "此记录由您提交，需由他人执行“{label}”"},
     "create_failed": {"en": "'{label}' could not create {entity}: {detail}",
                       "zh": "“{label}”无法新建{entity}：{detail}"},
 })

@@ -54,10 +54,13 @@ class Transitions:
         result = []
         with self.service.engine.connect() as conn:
             scope = self.service._scope(conn, caller, entity, record)
+            mover = self._moved_by(conn, entity, record)
         for transition in workflow.transitions.values():
             if not self.machines.allowed(workflow, transition, state):
                 continue
             if not self.may_fire(caller, entity, record, transition):
+                continue
+            if transition.forbid_self_approval and mover == caller.user_id:
                 continue
             ready = all(_filled(record.get(f)) for f in transition.require)
             if ready and transition.guard is not None:
@@ -92,6 +95,9 @@ class Transitions:
         label = transition.label.get(loc)
         if not self.may_fire(caller, entity, current, transition):
             raise Forbidden(text("transition_role", loc, label=label))
+        if transition.forbid_self_approval and self._moved_by(conn, entity, current) == \
+                caller.user_id:
+            raise Forbidden(text("self_approval", loc, label=label))
         state = current.get(workflow.field)
         if not self.machines.allowed(workflow, transition, state):
             state_label = workflow.states[state].label.get(loc) if state in workflow.states \
@@ -145,6 +151,15 @@ class Transitions:
         # set and state are the engine's doing: checked as values, not as the caller's input
         return service._save(conn, caller, entity, current, values, lines,
                              f"transition:{transition.name}")
+
+    def _moved_by(self, conn, entity: Entity, record: dict):
+        """The user whose transition put the record in its current state (else its creator)."""
+        import sqlalchemy as sa
+        audit = self.service.audit
+        row = conn.execute(sa.select(audit.c.user_id).where(
+            audit.c.entity == entity.name, audit.c.record_id == record["id"],
+            audit.c.action.like("transition:%")).order_by(audit.c.id.desc()).limit(1)).first()
+        return row[0] if row else record.get("created_by")
 
     @staticmethod
     def _evaluate(assignments, scope, entity: Entity, label: str, loc: str) -> dict:

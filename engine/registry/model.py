@@ -155,6 +155,8 @@ class Transition:
     guard: Expression | None = None
     set: Mapping[str, Expression] = field(default_factory=lambda: EMPTY)
     create: tuple[CreateSpec, ...] = ()
+    # the user who moved the record into its current state may not fire this one
+    forbid_self_approval: bool = False
 
 
 @dataclass(frozen=True)

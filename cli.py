@@ -337,6 +337,19 @@ def export(ctx, entity, fmt, output):
     click.echo(f"exported {count} {entity} records", err=True)
 
 
+@cli.command("run-automations")
+@common_options
+@click.pass_context
+def run_automations(ctx):
+    """Run every schedule automation that is due, once (for cron)."""
+    registry, service, users = _services(ctx)
+    lines = service.automations.run_due()
+    for line in lines:
+        click.echo(line)
+    if not lines:
+        click.echo("nothing due")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)

@@ -62,8 +62,10 @@ class RecordService:
         self._referrers = self._reference_index()
         self._uses_expressions = {name: self._has_expressions(e)
                                   for name, e in registry.entities.items()}
+        from engine.records.automations import Automations
         from engine.records.transitions import Transitions
         self._transitions = Transitions(self)
+        self.automations = Automations(self)
 
     # ----------------------------------------------------------------- precomputed views
 
@@ -207,6 +209,39 @@ class RecordService:
         """The transitions the caller may fire on a record now."""
         return self._transitions.available(caller, entity_name, record_id)
 
+    def notifications(self, caller: Caller, *, limit: int = 50, unread_only: bool = False,
+                      cursor: str | None = None) -> tuple[list[dict], str | None]:
+        """The caller's notifications, newest first, with their message in every language."""
+        table = self.schema.engine["notification"]
+        query = sa.select(table).where(table.c.user_id == caller.user_id)
+        if unread_only:
+            query = query.where(table.c.read_at.is_(None))
+        if cursor:
+            try:
+                query = query.where(table.c.id < int(cursor))
+            except ValueError:
+                raise BadRequest("cursor: is not a cursor of this list",
+                                 {"cursor": ["is not a cursor of this list"]}) from None
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(table.c.id.desc()).limit(limit + 1)).all()
+        loc = caller.locale
+        data = [{"id": r.id, "title": (r.title or {}).get(loc) or (r.title or {}).get("en"),
+                 "message": (r.message or {}).get(loc) or (r.message or {}).get("en"),
+                 "entity": r.entity, "record_id": r.record_id,
+                 "created_at": to_json(None, r.created_at), "read": r.read_at is not None}
+                for r in rows[:limit]]
+        return data, (str(rows[limit - 1].id) if len(rows) > limit else None)
+
+    def mark_read(self, caller: Caller, ids: Iterable[int] | None = None) -> int:
+        """Mark the caller's notifications read (all of them when `ids` is None)."""
+        table = self.schema.engine["notification"]
+        query = table.update().where(table.c.user_id == caller.user_id,
+                                     table.c.read_at.is_(None))
+        if ids is not None:
+            query = query.where(table.c.id.in_(list(ids)))
+        with write_transaction(self.engine) as conn:
+            return conn.execute(query.values(read_at=now())).rowcount
+
     def history(self, caller: Caller, entity_name: str, record_id, *, limit: int = 50,
                 cursor: str | None = None) -> tuple[list[dict], str | None]:
         """Return the audit trail of a readable record, newest first, one page at a time."""
@@ -267,6 +302,9 @@ class RecordService:
         record = self.get(SYSTEM, entity.name, record_id, conn=conn)
         self._audit(conn, caller, entity, record_id, "create",
                     self._changes(entity, {}, record), stamp)
+        self.automations.on_event(conn, caller, entity, "created", record)
+        if self.automations.by_event:  # an automation may have changed it
+            record = self.get(SYSTEM, entity.name, record_id, conn=conn)
         return self._visible(caller, entity, record)
 
     def _insert(self, conn, entity: Entity, table: sa.Table, row: dict) -> int:
@@ -336,6 +374,10 @@ class RecordService:
         record = self.get(SYSTEM, entity.name, current["id"], conn=conn)
         changes = self._changes(entity, current, record)
         self._audit(conn, caller, entity, current["id"], action, changes, stamp)
+        event = action if action.startswith("transition:") else "updated"
+        self.automations.on_event(conn, caller, entity, event, record)
+        if self.automations.by_event:
+            record = self.get(SYSTEM, entity.name, current["id"], conn=conn)
         return self._visible(caller, entity, record)
 
     def _version(self, caller: Caller, version) -> int:
@@ -409,6 +451,7 @@ class RecordService:
         self._after_write(conn, entity, None, current)
         self._audit(conn, caller, entity, current["id"], "delete",
                     {"deleted_at": [None, to_json(None, stamp)]}, stamp)
+        self.automations.on_event(conn, caller, entity, "deleted", current)
 
     # ----------------------------------------------------------------- preparing values
 

@@ -155,8 +155,29 @@ def engine_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("name", sa.String(255), primary_key=True),
         sa.Column("value", _id_type(), nullable=False),
     )
+    ticks = sa.Table(
+        "crm_automation_tick", metadata,
+        sa.Column("automation", sa.String(63), primary_key=True),
+        sa.Column("tick_at", UTCDateTime, primary_key=True),
+        sa.Column("started_at", UTCDateTime, nullable=False),
+        sa.Column("finished_at", UTCDateTime),
+        sa.Column("matched", sa.Integer, nullable=False, default=0),
+        sa.Column("failed", sa.Integer, nullable=False, default=0),
+    )
+    failures = sa.Table(
+        "crm_automation_failure", metadata,
+        sa.Column("id", _id_type(), primary_key=True, autoincrement=True),
+        sa.Column("automation", sa.String(63), nullable=False),
+        sa.Column("tick_at", UTCDateTime),
+        sa.Column("entity", sa.String(63), nullable=False),
+        sa.Column("record_id", _id_type()),
+        sa.Column("error", sa.Text, nullable=False),
+        sa.Column("at", UTCDateTime, nullable=False),
+        sa.Index("crm_automation_failure_at", "automation", "at"),
+    )
     return {"user": users, "user_role": user_roles, "token": tokens, "audit": audit,
-            "notification": notifications, "config": config, "sequence": sequences}
+            "notification": notifications, "config": config, "sequence": sequences,
+            "automation_tick": ticks, "automation_failure": failures}
 
 
 @dataclass(frozen=True)

@@ -109,3 +109,39 @@ def test_ticks():
     assert current_tick(every, at) == dt.datetime(2024, 6, 1, 8, 15, tzinfo=UTC)
     assert current_tick(daily, at) == dt.datetime(2024, 5, 31, 8, 30, tzinfo=UTC)
     assert current_tick(daily, at.replace(hour=9)) == dt.datetime(2024, 6, 1, 8, 30, tzinfo=UTC)
+
+
+def test_assignment_rules_route_new_records(flow):
+    reps = [flow.user(name, "rep") for name in ("amy", "ben", "cat")]
+    boss, nora = flow.user("boss", "manager"), flow.user("nora", "rep")
+    owners = [flow.service.create(reps[0], "inquiry", {"subject": f"q{i}", "region": "east"})
+              ["owner"] for i in range(8)]
+    rep_ids = sorted([r.user_id for r in reps] + [nora.user_id])
+    assert owners == [rep_ids[i % 4] for i in range(8)]  # round robin over every rep, in turn
+    assert flow.service.create(reps[1], "inquiry", {"subject": "n", "region": "north"})[
+        "owner"] == nora.user_id
+    assert flow.service.create(reps[1], "inquiry", {"subject": "v", "vip": True,
+                                                    "region": "north"})["owner"] == boss.user_id
+    admin = flow.user("root", "admin")
+    explicit = flow.service.create(admin, "inquiry", {"subject": "x", "owner": reps[2].user_id})
+    assert explicit["owner"] == reps[2].user_id
+
+
+def test_assignment_mistakes_are_reported(tmp_path):
+    from conftest import BARE_ROOT, problems_of, write_site
+    site = write_site(tmp_path / "s", {"entities/a.yaml": """
+        entity: a
+        fields: {region: {type: string}}
+        assignment:
+          - round_robin: {role: nobody}
+          - {user: x, by_field: {field: region, map: {}}}
+          - by_field: {field: regoin, map: {e: x}}
+          - when: "region"
+            user: x
+        """})
+    assert problems_of(site, root=BARE_ROOT) == [
+        ("entities/a.yaml", 4, 25, "unknown-role"),
+        ("entities/a.yaml", 5, 5, "assignment-kind"),
+        ("entities/a.yaml", 6, 23, "unknown-field"),
+        ("entities/a.yaml", 7, 13, "expr-not-boolean"),
+    ]

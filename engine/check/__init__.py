@@ -27,6 +27,7 @@ def build_registry(layers: list[Layer], problems: list | None = None) -> Registr
     entities = compile_entities(run, drafts)
     entities = compile_entity_expressions(run, drafts, entities)
     roles = compile_roles(run, layers, entities)
+    _check_assignment_roles(run, drafts, entities, roles)
     workflows = compile_workflows(run, workflow_docs, entities, roles)
     automations = compile_automations(run, pick_definitions(run, layers, "automation",
                                                             "automation"),
@@ -116,6 +117,15 @@ def _seeds(run: CheckRun, layers: list[Layer], entities) -> tuple[SeedSet, ...]:
             seeds.append(SeedSet(name, tuple(MappingProxyType(r) for r in doc.data["records"]),
                                  Spot(doc).where))
     return tuple(seeds)
+
+
+def _check_assignment_roles(run: CheckRun, drafts, entities, roles) -> None:
+    for name, entity in entities.items():
+        for rule in entity.assignment:
+            if rule.role and rule.role not in roles:
+                spot = drafts[name].top_spots["assignment"] / rule.index / "round_robin" / "role"
+                run.error(spot, "unknown-role", f"assignment: unknown role '{rule.role}'"
+                          f"{did_you_mean(rule.role, roles)}")
 
 
 def _check_seed_record(run: CheckRun, spot: Spot, entity, record: dict, entities) -> None:

@@ -19,8 +19,8 @@ from engine.config.layers import Layer
 from engine.errors import did_you_mean
 from engine.registry.fieldtypes import FIELD_KINDS
 from engine.registry.labels import Label
-from engine.registry.model import (RESERVED_ENTITY_NAMES, SYSTEM_FIELDS, Entity, Field,
-                                   FormSection, Option, Validation)
+from engine.registry.model import (RESERVED_ENTITY_NAMES, SYSTEM_FIELDS, AssignmentRule,
+                                   Entity, Field, FormSection, Option, Validation)
 
 TEXT_KINDS = frozenset({"string", "text", "email", "phone", "url", "enum", "autonumber"})
 SEARCHABLE = frozenset({"string", "text", "email", "phone", "url", "autonumber", "enum"})
@@ -56,7 +56,8 @@ class EntityDraft:
     workflow: str | None = None
 
 
-_REPLACED_KEYS = ("label", "plural", "description", "module", "title", "list", "form", "search")
+_REPLACED_KEYS = ("label", "plural", "description", "module", "title", "list", "form", "search",
+                  "assignment")
 _APPENDED_KEYS = ("indexes", "unique", "validations")
 
 
@@ -576,10 +577,50 @@ def compile_entity_expressions(run: CheckRun, drafts: dict[str, EntityDraft],
                                                 "visible_if", raw["visible_if"], scope,
                                                 what="visible_if", want_bool=True)
             sections.append(dataclasses.replace(section, visible_if=visible))
+        rules = _assignment(run, draft, entity, scope)
         result[name] = dataclasses.replace(
             entity, fields=MappingProxyType(new_fields), validations=tuple(validations),
-            form_sections=tuple(sections))
+            form_sections=tuple(sections), assignment=rules)
     return result
+
+
+def _assignment(run, draft: EntityDraft, entity: Entity, scope) -> tuple:
+    rules = []
+    spot = draft.top_spots.get("assignment")
+    for i, raw in enumerate(draft.top.get("assignment") or []):
+        rspot = spot / i
+        kinds = [k for k in ("round_robin", "by_field", "user") if k in raw]
+        if len(kinds) != 1:
+            run.error(rspot, "assignment-kind", "an assignment rule takes exactly one of "
+                      "round_robin, by_field and user", key=True)
+            continue
+        when = None
+        if "when" in raw:
+            when, _ = compile_expression(run, rspot / "when", raw["when"], scope,
+                                         what="assignment when", want_bool=True)
+            if when is None:
+                continue
+        kind = kinds[0]
+        if kind == "round_robin":
+            spec = raw[kind]
+            if ("role" in spec) == ("users" in spec):
+                run.error(rspot / kind, "assignment-kind", "round_robin takes either 'role' or "
+                          "'users'", key=True)
+                continue
+            rules.append(AssignmentRule(kind, when, role=spec.get("role"),
+                                        users=tuple(spec.get("users") or ()), index=i))
+        elif kind == "by_field":
+            spec = raw[kind]
+            if spec["field"] not in entity.fields:
+                run.error(rspot / kind / "field", "unknown-field", f"assignment: "
+                          f"'{entity.name}' has no field '{spec['field']}'"
+                          f"{did_you_mean(spec['field'], entity.fields)}")
+                continue
+            rules.append(AssignmentRule(kind, when, field=spec["field"],
+                                        mapping=MappingProxyType(dict(spec["map"])), index=i))
+        else:
+            rules.append(AssignmentRule(kind, when, users=(raw["user"],), index=i))
+    return tuple(rules)
 
 
 def _field_expressions(run, fd: FieldDraft, fld: Field, scope, entity: Entity,

@@ -89,6 +89,14 @@ _entity_body = {
     "search": _ident_list,
     "form": _obj({"sections": {"type": "array", "items": _obj(
         {"label": _label, "fields": _ident_list, "visible_if": _expr}, ("fields",))}}),
+    "assignment": {"type": "array", "items": _obj({
+        "when": _expr,
+        "round_robin": _obj({"role": _ident, "users": _str_list}),
+        "by_field": _obj({"field": _ident, "map": {"type": "object",
+                                                     "additionalProperties": _str}},
+                         ("field", "map")),
+        "user": _str,
+    }, minProperties=1)},
 }
 ENTITY = _obj({"entity": _ident, **_entity_body}, ("entity",))
 EXTENSION = _obj({"extend": _ident, "replace": _bool, **_entity_body}, ("extend",))

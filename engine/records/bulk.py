@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from engine.errors import Forbidden, NotFound, RecordError, ValidationFailed
 from engine.records.access import Caller
+from engine.records.assignment import assign_owner
 from engine.records.messages import Message, text
 from engine.records.numbering import render
 from engine.records.service import RecordService, now
@@ -240,7 +241,8 @@ def _insert(service, conn, caller, entity: Entity, valid, outcomes) -> None:
     for position, ((i, values, lines), record_id) in enumerate(zip(valid, ids)):
         for name, claimed in numbers.items():
             values[name] = claimed[position]
-        owner = values.pop("owner", None) or caller.user_id
+        owner = values.pop("owner", None) or assign_owner(service, conn, caller, entity,
+                                                          values) or caller.user_id
         record = {name: values.get(name) for name in stored_names}
         record.update(id=record_id, version=1, created_at=stamp, updated_at=stamp,
                       created_by=caller.user_id, updated_by=caller.user_id, owner=owner)

@@ -18,6 +18,7 @@ from engine.errors import (BadRequest, Conflict, Forbidden, NotFound, Preconditi
                            ValidationFailed)
 from engine.expr import EvaluationError, to_cel
 from engine.records.access import SYSTEM, Access, Caller, access_for
+from engine.records.assignment import assign_owner
 from engine.records.messages import ACTIONS, Message, text
 from engine.records.numbering import next_number
 from engine.records.values import Invalid, coerce, from_storage, to_json
@@ -289,7 +290,8 @@ class RecordService:
         for name, fld in entity.fields.items():
             if fld.type == "autonumber":
                 values[name] = next_number(conn, self.schema, entity, fld, stamp)
-        owner = values.pop("owner", None) or caller.user_id
+        owner = values.pop("owner", None) or assign_owner(self, conn, caller, entity, values) \
+            or caller.user_id
         row = {**{k: v for k, v in values.items() if entity.fields[k].kind.stored},
                "version": 1, "created_at": stamp, "updated_at": stamp,
                "created_by": caller.user_id, "updated_by": caller.user_id, "owner": owner}

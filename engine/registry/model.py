@@ -6,6 +6,7 @@ Objects are frozen dataclasses; collections are tuples and read-only mappings. T
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
@@ -96,6 +97,20 @@ class FormSection:
 
 
 @dataclass(frozen=True)
+class AssignmentRule:
+    """Who owns a new record: the first rule whose `when` holds and that names a user wins."""
+
+    kind: str  # "round_robin" | "by_field" | "user"
+    when: Expression | None = None
+    role: str | None = None
+    users: tuple[str, ...] = ()  # usernames
+    field: str | None = None
+    # field value -> username (`field` above hides dataclasses.field inside this class body)
+    mapping: Mapping[str, str] = dataclasses.field(default_factory=lambda: EMPTY)
+    index: int = 0
+
+
+@dataclass(frozen=True)
 class Entity:
     """An entity: its fields (active ones in order), layout, rules and derived views."""
 
@@ -119,6 +134,7 @@ class Entity:
     workflow: str | None = None
     description: Label | None = None
     source: str = ""  # "path:line:col" of its definition, for messages
+    assignment: tuple[AssignmentRule, ...] = ()
 
     def field(self, name: str) -> Field:
         return self.fields[name]

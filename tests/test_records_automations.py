@@ -143,5 +143,5 @@ def test_assignment_mistakes_are_reported(tmp_path):
         ("entities/a.yaml", 4, 25, "unknown-role"),
         ("entities/a.yaml", 5, 5, "assignment-kind"),
         ("entities/a.yaml", 6, 23, "unknown-field"),
-        ("entities/a.yaml", 7, 13, "expr-not-boolean"),
+        ("entities/a.yaml", 7, 11, "expr-not-boolean"),
     ]

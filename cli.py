@@ -341,9 +341,9 @@ def export(ctx, entity, fmt, output):
 @common_options
 @click.pass_context
 def run_automations(ctx):
-    """Run every schedule automation that is due, once (for cron)."""
+    """Run every schedule automation that is due, once, and deliver due webhooks (for cron)."""
     registry, service, users = _services(ctx)
-    lines = service.automations.run_due()
+    lines = service.automations.run_due() + service.webhooks.deliver_due()
     for line in lines:
         click.echo(line)
     if not lines:

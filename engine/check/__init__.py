@@ -168,5 +168,5 @@ def _identities(layers: list[Layer]) -> tuple[tuple[PackInfo, ...], AppInfo | No
             app = AppInfo(data["app"], Label.of(data.get("label"), data["app"]), data.get("pack"),
                           data.get("locale", "en"), data.get("database"),
                           data.get("token_days", 30), data.get("max_body_mb", 10.0),
-                          str(layer.folder))
+                          str(layer.folder), tuple(data.get("webhook_allow") or ()))
     return tuple(packs), app

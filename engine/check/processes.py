@@ -330,6 +330,9 @@ def _compile_action(run, name, item, spot: Spot, entity: Entity, entities, workf
         values = _assignments(run, spot / "set", item["set"], entity, scope, f"{what} set",
                               workflow.field if workflow else None)
         return None if values is None else Action("set", values=MappingProxyType(values))
+    if "webhook" in item:
+        spec = item["webhook"]
+        return Action("webhook", url=spec["url"], secret_env=spec["secret_env"])
     if "notify" in item:
         spec, nspot = item["notify"], spot / "notify"
         role, to = spec.get("role"), spec.get("to")

@@ -126,13 +126,17 @@ WORKFLOW = _obj({
 
 _values = {"type": "object", "additionalProperties": _scalar}
 _action = {
-    "description": "one action: transition, set, notify or create",
+    "description": "one action: transition, set, notify, create or webhook",
     "anyOf": [
         _obj({"transition": _ident}, ("transition",)),
         _obj({"set": _values}, ("set",)),
         _obj({"notify": _obj({"role": _ident, "to": _ident, "title": _label,
                               "message": _label}, ("message",))}, ("notify",)),
         _obj({"create": _obj({"entity": _ident, "values": _values}, ("entity",))}, ("create",)),
+        _obj({"webhook": _obj({"url": {"type": "string", "pattern": "^https?://"},
+                               "secret_env": {"type": "string",
+                                              "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}},
+                              ("url", "secret_env"))}, ("webhook",)),
     ],
 }
 AUTOMATION = _obj({
@@ -198,6 +202,9 @@ APP = _obj({
     "locale": {"enum": list(LOCALES)}, "database": _str,
     "token_days": {"type": "integer", "minimum": 1, "maximum": 3650},
     "max_body_mb": {"type": "number", "exclusiveMinimum": 0, "maximum": 1024},
+    "webhook_allow": {"type": "array", "items": _str,
+                      "description": "hosts or networks (CIDR) webhooks may reach although "
+                                     "they are private, loopback or link-local"},
 }, ("app",))
 
 SEED = _obj({

@@ -102,6 +102,9 @@ class Automations:
             service._save(conn, acting, entity, record, values, {},
                           f"automation:{automation.name}")
             return
+        if action.kind == "webhook":
+            service.webhooks.enqueue(conn, automation, action, entity, record)
+            return
         if action.kind == "create":
             target = service.registry.entities[action.entity]
             service.create(acting, target.name, _evaluate(automation, action.values, scope,

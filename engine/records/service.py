@@ -65,7 +65,9 @@ class RecordService:
                                   for name, e in registry.entities.items()}
         from engine.records.automations import Automations
         from engine.records.transitions import Transitions
+        from engine.records.webhooks import Webhooks
         self._transitions = Transitions(self)
+        self.webhooks = Webhooks(self)
         self.automations = Automations(self)
 
     # ----------------------------------------------------------------- precomputed views

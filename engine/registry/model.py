@@ -201,6 +201,8 @@ class Action:
     notify_to: str | None = None  # "owner" or a user reference field
     message: Label | None = None
     title: Label | None = None
+    url: str | None = None  # webhook
+    secret_env: str | None = None  # webhook: the environment variable holding the HMAC key
 
 
 @dataclass(frozen=True)
@@ -316,6 +318,7 @@ class AppInfo:
     token_days: int = 30
     max_body_mb: float = 10.0
     folder: str | None = None
+    webhook_allow: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -175,7 +175,32 @@ def engine_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("at", UTCDateTime, nullable=False),
         sa.Index("crm_automation_failure_at", "automation", "at"),
     )
-    return {"user": users, "user_role": user_roles, "token": tokens, "audit": audit,
+    outbox = sa.Table(
+        "crm_outbox", metadata,
+        sa.Column("id", _id_type(), primary_key=True, autoincrement=True),
+        sa.Column("automation", sa.String(63), nullable=False),
+        sa.Column("url", sa.Text, nullable=False),
+        sa.Column("secret_env", sa.String(255), nullable=False),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False, default=0),
+        sa.Column("delivered_at", UTCDateTime),
+        sa.Column("given_up_at", UTCDateTime),
+        sa.Index("crm_outbox_due", "delivered_at", "given_up_at", "next_attempt_at"),
+    )
+    deliveries = sa.Table(
+        "crm_webhook_delivery", metadata,
+        sa.Column("id", _id_type(), primary_key=True, autoincrement=True),
+        sa.Column("outbox_id", _id_type(), sa.ForeignKey("crm_outbox.id"), nullable=False),
+        sa.Column("at", UTCDateTime, nullable=False),
+        sa.Column("status", sa.Integer),
+        sa.Column("error", sa.Text),
+        sa.Column("duration_ms", sa.Integer, nullable=False),
+        sa.Index("crm_webhook_delivery_outbox", "outbox_id", "id"),
+    )
+    return {"outbox": outbox, "webhook_delivery": deliveries,
+            "user": users, "user_role": user_roles, "token": tokens, "audit": audit,
             "notification": notifications, "config": config, "sequence": sequences,
             "automation_tick": ticks, "automation_failure": failures}
 

@@ -49,21 +49,24 @@ class Automations:
 
     # ------------------------------------------------------------------ events
 
-    def on_event(self, conn, caller: Caller, entity: Entity, event: str, record: dict) -> None:
-        """Run the automations of `event` ("created", "updated", "deleted", "transition:x")."""
+    def on_event(self, conn, caller: Caller, entity: Entity, event: str, record: dict) -> bool:
+        """Run the automations of `event` ("created", "updated", "deleted", "transition:x");
+        return whether any ran (and so may have changed the record)."""
         automations = self.by_event.get((entity.name, event))
         if not automations:
-            return
+            return False
         handling: list = conn.info.setdefault(_HANDLING, [])
         key = (entity.name, record["id"])
         if key in handling or len(handling) >= MAX_DEPTH:
-            return
+            return False
         handling.append(key)
+        ran = False
         try:
             for automation in automations:
-                self.run(conn, caller, automation, entity, record)
+                ran |= self.run(conn, caller, automation, entity, record)
         finally:
             handling.pop()
+        return ran
 
     def run(self, conn, caller: Caller, automation: Automation, entity: Entity,
             record: dict) -> bool:

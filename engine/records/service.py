@@ -63,6 +63,26 @@ class RecordService:
         self._referrers = self._reference_index()
         self._uses_expressions = {name: self._has_expressions(e)
                                   for name, e in registry.entities.items()}
+        # statements built once: SQLAlchemy then only looks their compiled form up
+        self._audit_insert = self.audit.insert()
+        self._updates = {
+            name: table.update().where(table.c.id == sa.bindparam("_id"),
+                                       table.c.version == sa.bindparam("_version"),
+                                       table.c.deleted_at.is_(None))
+            for name, table in self.schema.entities.items()}
+        self._get_any = {
+            name: sa.select(table).where(table.c.id == sa.bindparam("_id"),
+                                         table.c.deleted_at.is_(None))
+            for name, table in self.schema.entities.items()}
+        self._get_own = {
+            name: self._get_any[name].where(table.c.owner == sa.bindparam("_owner"))
+            for name, table in self.schema.entities.items()}
+        self._unique_columns = {
+            name: bool(entity.unique or any(f.unique for f in entity.fields.values()))
+            for name, entity in registry.entities.items()}
+        self._self_dependent = frozenset(
+            source for source, deps in self._dependents.items()
+            if any(d.entity == source for d in deps))
         from engine.records.automations import Automations
         from engine.records.transitions import Transitions
         from engine.records.webhooks import Webhooks
@@ -165,9 +185,14 @@ class RecordService:
         if conn is None:
             with self.engine.connect() as conn:
                 return self.get(caller, entity_name, record_id, conn=conn, with_lines=with_lines)
-        table = self.schema.entities[entity.name]
-        row = conn.execute(sa.select(table).where(
-            table.c.id == record_id, self.read_condition(caller, entity))).mappings().first()
+        read = self.access(caller, entity).read
+        if read is None:
+            raise self._not_found(caller, entity, record_id)
+        if read == "own" and not entity.parent:
+            row = conn.execute(self._get_own[entity.name],
+                               {"_id": record_id, "_owner": caller.user_id}).mappings().first()
+        else:
+            row = conn.execute(self._get_any[entity.name], {"_id": record_id}).mappings().first()
         if row is None:
             raise self._not_found(caller, entity, record_id)
         record = self._row(entity, row)
@@ -306,9 +331,8 @@ class RecordService:
         record = self.get(SYSTEM, entity.name, record_id, conn=conn)
         self._audit(conn, caller, entity, record_id, "create",
                     self._changes(entity, {}, record), stamp)
-        self.automations.on_event(conn, caller, entity, "created", record)
-        if self.automations.by_event:  # an automation may have changed it
-            record = self.get(SYSTEM, entity.name, record_id, conn=conn)
+        if self.automations.on_event(conn, caller, entity, "created", record):
+            record = self.get(SYSTEM, entity.name, record_id, conn=conn)  # it may have changed
         return self._visible(caller, entity, record)
 
     def _insert(self, conn, entity: Entity, table: sa.Table, row: dict) -> int:
@@ -358,11 +382,13 @@ class RecordService:
                   if (k in entity.fields and entity.fields[k].kind.stored) or k == "owner"}
         stored.update(version=current["version"] + 1, updated_at=stamp,
                       updated_by=caller.user_id)
+        params = {**stored, "_id": current["id"], "_version": current["version"]}
         try:
-            with conn.begin_nested():
-                result = conn.execute(table.update().where(
-                    table.c.id == current["id"], table.c.version == current["version"],
-                    table.c.deleted_at.is_(None)).values(stored))
+            if self._unique_columns[entity.name]:  # a savepoint only where a write can clash
+                with conn.begin_nested():
+                    result = conn.execute(self._updates[entity.name], params)
+            else:
+                result = conn.execute(self._updates[entity.name], params)
         except sa.exc.IntegrityError as exc:
             raise self._unique_violation(entity, exc) from None
         if result.rowcount != 1:
@@ -375,12 +401,15 @@ class RecordService:
             self._write_lines(conn, caller, entity, entity.fields[name], current["id"], items,
                               existing_lines[name])
         self._after_write(conn, entity, {**current, **stored}, current)
-        record = self.get(SYSTEM, entity.name, current["id"], conn=conn)
+        if lines or entity.name in self._self_dependent:
+            record = self.get(SYSTEM, entity.name, current["id"], conn=conn)
+        else:  # nothing else wrote this row: what was stored is what a read would return
+            record = {**current, **{k: v for k, v in stored.items() if k != "updated_by"},
+                      "updated_by": caller.user_id}
         changes = self._changes(entity, current, record)
         self._audit(conn, caller, entity, current["id"], action, changes, stamp)
         event = action if action.startswith("transition:") else "updated"
-        self.automations.on_event(conn, caller, entity, event, record)
-        if self.automations.by_event:
+        if self.automations.on_event(conn, caller, entity, event, record):
             record = self.get(SYSTEM, entity.name, current["id"], conn=conn)
         return self._visible(caller, entity, record)
 
@@ -841,9 +870,9 @@ class RecordService:
 
     def _audit(self, conn, caller: Caller, entity: Entity, record_id: int, action: str,
                changes: dict, stamp: dt.datetime) -> None:
-        conn.execute(self.audit.insert().values(entity=entity.name, record_id=record_id,
-                                                action=action, user_id=caller.user_id, at=stamp,
-                                                changes=changes))
+        conn.execute(self._audit_insert, {"entity": entity.name, "record_id": record_id,
+                                          "action": action, "user_id": caller.user_id,
+                                          "at": stamp, "changes": changes})
 
 
 def to_json_line(entity: Entity, line: Mapping) -> dict:

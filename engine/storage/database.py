@@ -56,7 +56,10 @@ def _sqlite_settings(engine: sa.Engine) -> None:
         # a writing transaction takes the write lock at its start (IMMEDIATE), so two writers
         # queue instead of one failing halfway with "database is locked"; readers do not
         immediate = connection.get_execution_options().get("write", False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # straight to the driver: this runs for every transaction, and SQLAlchemy's execution
+        # machinery would double its cost
+        connection.connection.dbapi_connection.execute(
+            "BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 @contextmanager

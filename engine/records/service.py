@@ -362,12 +362,7 @@ class RecordService:
                                    allow_state=allow_state)
         data = dict(data)
         version = data.pop("version", version)
-        current = self.get(SYSTEM, entity.name, record_id, conn=conn)
-        self._check_row_access(caller, entity, current, "update")
-        version = self._version(caller, version)
-        if version != current["version"]:
-            raise Conflict(text("conflict", caller.locale, current=current["version"]),
-                           current_version=current["version"])
+        current = self._current(conn, caller, entity, record_id, "update", version)
         access = self.access(caller, entity)
         values, lines, errors = self._prepare(conn, caller, entity, access, data, current,
                                               allow_state=allow_state)
@@ -413,6 +408,16 @@ class RecordService:
             record = self.get(SYSTEM, entity.name, current["id"], conn=conn)
         return self._visible(caller, entity, record)
 
+    def _current(self, conn, caller: Caller, entity: Entity, record_id, action: str,
+                 version) -> dict:
+        """Read the record a change applies to, checking access and the version sent."""
+        current = self.get(SYSTEM, entity.name, record_id, conn=conn)
+        self._check_row_access(caller, entity, current, action)
+        if self._version(caller, version) != current["version"]:
+            raise Conflict(text("conflict", caller.locale, current=current["version"]),
+                           current_version=current["version"])
+        return current
+
     def _version(self, caller: Caller, version) -> int:
         if version is None or version == "":
             raise PreconditionRequired(text("version_required", caller.locale))
@@ -439,12 +444,7 @@ class RecordService:
         if conn is None:
             with write_transaction(self.engine) as conn:
                 return self.delete(caller, entity_name, record_id, version, conn=conn)
-        current = self.get(SYSTEM, entity.name, record_id, conn=conn)
-        self._check_row_access(caller, entity, current, "delete")
-        version = self._version(caller, version)
-        if version != current["version"]:
-            raise Conflict(text("conflict", caller.locale, current=current["version"]),
-                           current_version=current["version"])
+        current = self._current(conn, caller, entity, record_id, "delete", version)
         self._soft_delete(conn, caller, entity, current, now())
 
     def _soft_delete(self, conn, caller: Caller, entity: Entity, current: dict,

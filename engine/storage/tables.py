@@ -199,7 +199,14 @@ def engine_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("duration_ms", sa.Integer, nullable=False),
         sa.Index("crm_webhook_delivery_outbox", "outbox_id", "id"),
     )
-    return {"outbox": outbox, "webhook_delivery": deliveries,
+    login_failures = sa.Table(
+        "crm_login_failure", metadata,
+        sa.Column("id", _id_type(), primary_key=True, autoincrement=True),
+        sa.Column("key", sa.String(255), nullable=False),  # "user:<name>" or "addr:<ip>"
+        sa.Column("at", UTCDateTime, nullable=False),
+        sa.Index("crm_login_failure_key", "key", "at"),
+    )
+    return {"outbox": outbox, "webhook_delivery": deliveries, "login_failure": login_failures,
             "user": users, "user_role": user_roles, "token": tokens, "audit": audit,
             "notification": notifications, "config": config, "sequence": sequences,
             "automation_tick": ticks, "automation_failure": failures}

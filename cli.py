@@ -337,6 +337,29 @@ def export(ctx, entity, fmt, output):
     click.echo(f"exported {count} {entity} records", err=True)
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+@common_options
+@click.pass_context
+def serve(ctx, host, port, threads):
+    """Serve the web UI and the JSON API (with schedules and webhooks in the background)."""
+    import waitress
+
+    from web import create_app
+    from web.scheduler import Scheduler
+    registry, service, users = _services(ctx)
+    app = create_app(registry, service.engine)
+    scheduler = Scheduler(app.extensions["crm"].service).start()
+    click.echo(f"serving {registry.app.label.get() if registry.app else 'CRM'} on "
+               f"http://{host}:{port}/  (Ctrl+C stops)")
+    try:
+        waitress.serve(app, host=host, port=port, threads=threads, ident="crm")
+    finally:
+        scheduler.stop()
+
+
 @cli.command("run-automations")
 @common_options
 @click.pass_context

@@ -1,0 +1,62 @@
+"""`crm serve`: the API over HTTP, with the background scheduler running."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from conftest import BARE_ROOT, FIXTURES
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_answers_the_api_and_stops(tmp_path):
+    env = dict(os.environ, CRM_CONTENT_ROOT=str(BARE_ROOT),
+               CRM_SITE=str(FIXTURES / "sites" / "process"),
+               CRM_DATABASE_URL=f"sqlite:///{tmp_path / 'serve.db'}")
+    run = lambda *a: subprocess.run([sys.executable, str(REPO / "cli.py"), *a], env=env,  # noqa
+                                    capture_output=True, text=True, timeout=120)
+    assert run("migrate").returncode == 0
+    assert run("user", "add", "boss", "--role", "manager", "--password", "pw").returncode == 0
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(REPO / "cli.py"), "serve", "--port", str(port)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}/api/v1"
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base + "/me", timeout=1)
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 401
+                assert json.loads(exc.read())["error"]["code"] == "unauthorized"
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("crm serve did not answer")
+        request = urllib.request.Request(base + "/auth/token", method="POST",
+                                         data=json.dumps({"username": "boss",
+                                                          "password": "pw"}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        token = json.loads(urllib.request.urlopen(request, timeout=5).read())["token"]
+        me = urllib.request.Request(base + "/me", headers={"Authorization": f"Bearer {token}"})
+        assert json.loads(urllib.request.urlopen(me, timeout=5).read())["username"] == "boss"
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def test_scheduler_runs_due_work(world):
+    from web.scheduler import Scheduler
+    assert Scheduler(world.service).run_once() == []  # the records site has no schedules

@@ -360,6 +360,58 @@ def serve(ctx, host, port, threads):
         scheduler.stop()
 
 
+@cli.command()
+@click.option("--pack", "pack", default="manufacturing", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--dir", "folder", type=click.Path(file_okay=False),
+              help="Where to build the demo site (default: ./crm-demo-PACK).")
+@click.option("--no-serve", is_flag=True, help="Build and print the credentials, then stop.")
+@click.pass_context
+def demo(ctx, pack, port, host, folder, no_serve):
+    """Build a demo site on SQLite with sample data and users, and serve it."""
+    import secrets
+
+    from engine.records.seeding import load_seeds
+    from engine.storage.migrate import migrate as apply
+    known = available_packs()
+    if pack not in known:
+        raise CommandFailed(f"unknown pack '{pack}'{engine.errors.did_you_mean(pack, known)}")
+    site = Path(folder or f"crm-demo-{pack}")
+    if not (site / "app.yaml").is_file():
+        ctx.invoke(init, directory=str(site), pack=pack, locale="zh")
+    ctx.find_root().meta["site"] = str(site)
+    ctx.find_root().meta.pop("database", None)
+    registry = _load(ctx)
+    db = _database(ctx, registry)
+    apply(db, registry)
+    db.dispose()
+    registry, service, users = _services(ctx)
+    credentials = site / ".crm" / "demo_credentials.json"
+    if credentials.is_file():
+        accounts = json.loads(credentials.read_text())
+    else:
+        password = secrets.token_urlsafe(9)
+        accounts = {"admin": password}
+        accounts.update({role: password for role in registry.roles if role != "admin"})
+        for username in accounts:
+            if not users.by_username(username):
+                role = "admin" if username == "admin" else username
+                users.create(username, password, [role],
+                             display_name=registry.roles[role].label.get("zh"))
+        credentials.write_text(json.dumps(accounts, indent=2))
+        credentials.chmod(0o600)
+    for line in load_seeds(service, users):
+        click.echo(f"  sample data: {line}")
+    click.echo(f"Demo site: {site.resolve()} (pack {pack}, SQLite)")
+    click.echo("Sign in as (username / password):")
+    for username, password in accounts.items():
+        click.echo(f"  {username} / {password}")
+    if no_serve:
+        return
+    ctx.invoke(serve, host=host, port=port, threads=8)
+
+
 @cli.command("run-automations")
 @common_options
 @click.pass_context

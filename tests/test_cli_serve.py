@@ -60,3 +60,20 @@ def test_serve_answers_the_api_and_stops(tmp_path):
 def test_scheduler_runs_due_work(world):
     from web.scheduler import Scheduler
     assert Scheduler(world.service).run_once() == []  # the records site has no schedules
+
+
+def test_demo_builds_once_and_prints_credentials(tmp_path):
+    env = dict(os.environ)
+    env.pop("CRM_SITE", None)
+    env.pop("CRM_DATABASE_URL", None)
+    run = lambda: subprocess.run([sys.executable, str(REPO / "cli.py"), "demo", "--no-serve",  # noqa
+                                  "--dir", str(tmp_path / "demo")], env=env, capture_output=True,
+                                 text=True, timeout=300)
+    first = run()
+    assert first.returncode == 0, first.stderr
+    lines = first.stdout.splitlines()
+    admin = next(l for l in lines if l.strip().startswith("admin / "))
+    assert "sales_rep / " in first.stdout
+    second = run()
+    assert second.returncode == 0 and admin in second.stdout.splitlines()
+    assert (tmp_path / "demo" / "crm.db").is_file()

@@ -412,6 +412,37 @@ def demo(ctx, pack, port, host, folder, no_serve):
     ctx.invoke(serve, host=host, port=port, threads=8)
 
 
+@cli.command()
+@click.argument("name")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table",
+              show_default=True)
+@common_options
+@click.pass_context
+def report(ctx, name, fmt):
+    """Print a report (as the admin) in the terminal, or as CSV."""
+    import csv
+
+    from engine.records.access import SYSTEM
+    from engine.records.reports import run_report
+    registry, service, users = _services(ctx)
+    if name not in registry.reports:
+        raise CommandFailed(f"unknown report '{name}'"
+                            f"{engine.errors.did_you_mean(name, registry.reports)}")
+    result = run_report(service, SYSTEM, name)
+    header = [c["name"] for c in result["columns"]]
+    rows = [["" if v is None else str(v) for v in row] for row in result["rows"]]
+    if fmt == "csv":
+        writer = csv.writer(click.get_text_stream("stdout"), lineterminator="\r\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        return
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+    click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    click.echo("  ".join("-" * w for w in widths))
+    for row in rows:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+
+
 @cli.command("run-automations")
 @common_options
 @click.pass_context

@@ -216,6 +216,12 @@ def _limit() -> int:
     return limit
 
 
+@api.get("/reports/<name>")
+def report(name):
+    from engine.records.reports import run_report
+    return jsonify(run_report(ctx().service, g.caller, name, request.args.to_dict(flat=True)))
+
+
 # ---------------------------------------------------------------- notifications and meta
 
 @api.get("/notifications")

@@ -3,7 +3,7 @@
 import pytest
 import sqlalchemy as sa
 
-from engine.errors import BadRequest, Forbidden, ValidationFailed
+from engine.errors import BadRequest, NotFound, ValidationFailed
 from engine.records.listing import parse_query
 
 
@@ -125,7 +125,7 @@ def test_rows_a_caller_may_not_read_do_not_exist(world, accounts):
     assert names(listing(world, rep1)) == ["Mine 重点"]
     assert listing(world, rep2).total == 0
     assert names(listing(world, rep2, q="重点")) == []
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound):  # no read access: the entity does not exist for this user
         world.service.list(world.user("nobody"), "account", parse_query({}))
 
 
@@ -208,3 +208,19 @@ def test_nul_characters_are_refused(world, accounts):
         assert list(caught.value.fields) == [next(iter(params))]
     with pytest.raises(ValidationFailed):
         world.service.create(accounts, "account", {"name": "a\x00b"})
+
+
+def test_hidden_fields_leak_through_no_search_sort_or_title(world, accounts):
+    admin, rep = accounts, world.user("rep1", "rep")
+    mine = world.service.create(rep, "account", {"name": "Mine"})
+    world.service.update(admin, "account", mine["id"], {"secret": "zebracode"}, 1)
+    assert names(listing(world, admin, q="zebracode")) == []  # not a search field
+    page = listing(world, rep, sort="-created_at", limit="1")
+    assert page.data and "secret" not in page.data[0]
+
+
+def test_cursor_over_a_datetime_sort(world, accounts):
+    first = listing(world, accounts, sort="-created_at", limit="2")
+    second = listing(world, accounts, sort="-created_at", limit="2", cursor=first.next_cursor)
+    assert len(second.data) == 2
+    assert not set(names(first)) & set(names(second))

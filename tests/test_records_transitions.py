@@ -146,3 +146,16 @@ def test_self_approval_is_refused_when_the_workflow_says_so(flow):
         flow.service.transition(manager, "quote", quote["id"], "approve")
     assert "someone else" in caught.value.message
     assert flow.service.transition(other, "quote", quote["id"], "approve")["state"] == "approved"
+
+
+def test_a_transition_body_needs_the_right_to_update_the_record(flow):
+    rep, manager = flow.user("rep", "rep"), flow.user("boss", "manager")
+    quote = flow.service.create(manager, "quote", {"title": "mine", "discount": 40})
+    flow.service.transition(manager, "quote", quote["id"], "submit")
+    other = flow.user("boss2", "manager")
+    approved = flow.service.transition(other, "quote", quote["id"], "approve")
+    assert approved["approved_by"] == other.user_id
+    lead = flow.service.create(rep, "lead", {"company": "X"})
+    with pytest.raises(NotFound):  # another rep cannot even see it
+        flow.service.transition(flow.user("rep2", "rep"), "lead", lead["id"], "qualify",
+                                {"source": "web"})

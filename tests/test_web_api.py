@@ -141,3 +141,31 @@ def test_meta_and_openapi(api):
     assert doc["openapi"].startswith("3.") and "/account/{id}" in doc["paths"]
     from openapi_spec_validator import validate
     validate(doc)
+
+
+def test_review_edge_cases(api):
+    headers = token(api, "admin")
+    assert api.get("/api/v1/account/99999999999999999999999", headers=headers).status_code == 404
+    nan = api.post("/api/v1/account", data='{"name": NaN}',
+                   headers={**headers, "Content-Type": "application/json"})
+    assert nan.status_code == 400
+    far = api.post("/api/v1/account", json={"name": "x",
+                                            "last_contact": "0001-01-01T00:00:00+01:00"},
+                   headers=headers)
+    assert far.status_code == 422 and list(far.json["error"]["fields"]) == ["last_contact"]
+    record = api.post("/api/v1/account", json={"name": "Self"}, headers=headers).json["data"]
+    url = f"/api/v1/account/{record['id']}"
+    mine = api.patch(url, json={"parent": record["id"], "version": 1.0}, headers=headers)
+    assert mine.status_code == 200
+    assert api.patch(url, json={"name": "y"}, headers={**headers, "If-Match": "*"}
+                     ).status_code == 428
+    assert api.delete(url, json={"version": 2}, headers=headers).status_code == 204
+
+
+def test_username_spacing_does_not_escape_the_limit(api):
+    for i in range(10):
+        api.post("/api/v1/auth/token", json={"username": "rep", "password": "bad"},
+                 environ_base={"REMOTE_ADDR": f"10.1.0.{i}"})
+    sneaky = api.post("/api/v1/auth/token", json={"username": " rep ", "password": "pw-rep"},
+                      environ_base={"REMOTE_ADDR": "10.2.0.1"})
+    assert sneaky.status_code == 429

@@ -6,6 +6,8 @@ refusal it raises (a `RecordError`) becomes the one error shape with its status 
 
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, current_app, g, jsonify, request
 
 from engine.errors import BadRequest, NotFound, RecordError
@@ -40,10 +42,17 @@ def body() -> dict:
         raise _Unsupported()
     if not request.content_length and not request.data:
         return {}
-    data = request.get_json(silent=True)
+    try:  # standard JSON only: NaN and Infinity are not numbers a record can hold
+        data = json.loads(request.get_data(), parse_constant=_no_constant)
+    except ValueError:
+        raise BadRequest("the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
     return data
+
+
+def _no_constant(name):
+    raise ValueError(name)
 
 
 class _Unsupported(RecordError):
@@ -76,7 +85,7 @@ def authenticate():
 def issue_token():
     data = body()
     username, password = str(data.get("username", "")), str(data.get("password", ""))
-    keys = (f"user:{username.lower()}", f"addr:{request.remote_addr}")
+    keys = (f"user:{username.strip().lower()}", f"addr:{request.remote_addr}")
     wait = ctx().tokens.retry_after(*keys)
     if wait:
         response = error(429, "rate_limited", "too many failed sign-ins; try again later")
@@ -131,10 +140,14 @@ def entity_for(name: str):
 
 
 def version_sent(data: dict):
-    if "version" in data:
-        return data.pop("version")
-    match = request.headers.get("If-Match")
-    return match.strip().strip('"') if match else None
+    """The version the client read: the body's, else If-Match ("*" names no version)."""
+    version = data.pop("version", None)
+    if version is not None:
+        return version
+    match = (request.headers.get("If-Match") or "").strip()
+    if not match or match == "*":
+        return None
+    return match.removeprefix("W/").strip('"')
 
 
 @api.get("/<entity>")

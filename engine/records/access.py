@@ -57,9 +57,11 @@ class Access:
 def access_for(registry: Registry, caller: Caller, entity: Entity) -> Access:
     """Return the caller's grants on `entity` (a child entity follows its parent)."""
     if entity.parent:
-        parent = access_for(registry, caller, registry.entities[entity.parent])
+        parent_entity = registry.entities[entity.parent]
+        parent = access_for(registry, caller, parent_entity)
+        hidden, read_only = _field_rules(registry, caller, entity, parent_entity.name)
         return Access(parent.read, parent.update, parent.update, parent.update, None,
-                      frozenset(), frozenset())
+                      hidden, read_only)
     if caller.is_admin:
         return Access("all", "all", "all", "all", "all")
     grants = {a: None for a in ("read", "create", "update", "delete", "change_owner")}
@@ -87,3 +89,22 @@ def access_for(registry: Registry, caller: Caller, entity: Entity) -> Access:
     hidden = frozenset(set.intersection(*hidden_votes)) if hidden_votes else frozenset()
     read_only = frozenset(f for f in entity.fields if f not in writable) - hidden
     return Access(hidden=hidden, read_only=read_only, **grants)
+
+
+def _field_rules(registry: Registry, caller: Caller, child: Entity,
+                 parent: str) -> tuple[frozenset, frozenset]:
+    """Field rules on a child entity's fields (`item.price: hidden`), for the roles that may
+    read its parent; combined like an entity's own (hidden only if every such role hides)."""
+    if caller.is_admin:
+        return frozenset(), frozenset()
+    votes, writable = [], set()
+    for role_name in caller.roles:
+        role = registry.roles.get(role_name)
+        grant = role.entities.get(parent) if role else None
+        if grant is None or grant.read is None:
+            continue
+        votes.append({f for f in child.fields if role.fields.get(f"{child.name}.{f}") == "hidden"})
+        if grant.update:
+            writable.update(f for f in child.fields if role.fields.get(f"{child.name}.{f}") is None)
+    hidden = frozenset(set.intersection(*votes)) if votes else frozenset()
+    return hidden, frozenset(f for f in child.fields if f not in writable) - hidden

@@ -7,6 +7,7 @@ count, one per lines field and one per referenced entity for titles.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import dataclasses
 import hashlib
 import json
@@ -15,13 +16,14 @@ from typing import Any, Mapping
 
 import sqlalchemy as sa
 
-from engine.errors import BadRequest
+from engine.errors import BadRequest, NotFound
 from engine.records.access import SYSTEM, Caller
 from engine.records.values import Invalid, coerce, to_json
 from engine.registry.fieldtypes import FIELD_KINDS
 from engine.registry.labels import Label
 from engine.registry.model import Entity, Field
 from engine.storage.search import fts_table, fts_table_name, search_document
+from engine.storage.tables import UTCDateTime
 
 DEFAULT_LIMIT, MAX_LIMIT, COUNT_CAP = 50, 500, 10_000
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "isnull")
@@ -118,9 +120,8 @@ class Lister:
     def list(self, caller: Caller, entity_name: str, query: ListQuery) -> Page:
         entity = self.service.entity(entity_name)
         access = self.service.access(caller, entity)
-        if entity.parent or access.read is None:
-            raise self.service._not_found(caller, entity, "") if entity.parent else \
-                self.service._deny(caller, entity, "read")
+        if entity.parent or access.read is None:  # what a user may not read does not exist
+            raise NotFound(f"no entity '{entity_name}'")
         table = self.schema.entities[entity.name]
         where = [self.service.read_condition(caller, entity)]
         for param, name, op, raw in query.filters:
@@ -129,7 +130,7 @@ class Lister:
                 raise bad(param, f"'{name}' cannot be filtered")
             where.append(self._filter(table.c[name], fld, op, raw, param))
         if query.q:
-            where.append(self._search(table, entity, query.q))
+            where.append(self._search(table, entity, query.q, access.hidden))
         keys = self._sort_keys(caller, entity, query.sort)
         parts = self._parts(table, keys, query.cursor, query.sort)
 
@@ -192,11 +193,18 @@ class Lister:
                 "lt": column < value, "lte": column <= value, "gt": column > value,
                 "gte": column >= value}[op]
 
-    def _search(self, table, entity: Entity, text: str):
-        if not entity.search_fields:
+    def _search(self, table, entity: Entity, text: str, hidden=frozenset()):
+        fields = tuple(f for f in entity.search_fields if f not in hidden)
+        if not fields:
             raise bad("q", f"{entity.name} has no search fields")
         conditions = []
-        sqlite = self.service.engine.dialect.name == "sqlite"
+        # the search index covers every search field; a caller who may not read one of them
+        # is served by LIKE over the others, so a hidden value can never be probed
+        sqlite = self.service.engine.dialect.name == "sqlite" and fields == entity.search_fields
+        if self.service.engine.dialect.name == "sqlite" and not sqlite:
+            return sa.and_(*[sa.or_(*[
+                sa.func.lower(table.c[f]).like(f"%{_escape(term)}%", escape="\\")
+                for f in fields]) for term in text.split()[:10]])
         for term in text.split()[:10]:
             escaped = term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             if sqlite and len(term) >= 3:
@@ -210,13 +218,14 @@ class Lister:
                     sa.func.lower(table.c[f]).like(f"%{escaped}%", escape="\\")
                     for f in entity.search_fields]))
             else:
-                document = search_document(table, entity.search_fields)
+                document = search_document(table, fields)
                 conditions.append(document.like(f"%{escaped}%", escape="\\"))
         return sa.and_(*conditions)
 
     def _sort_keys(self, caller, entity: Entity, sort: str | None):
-        if not sort:
-            return list(entity.list_sort)
+        if not sort:  # the configured order, without fields hidden from this caller
+            hidden = self.service.access(caller, entity).hidden
+            return [key for key in entity.list_sort if key[0] not in hidden]
         keys = []
         for part in sort.split(","):
             part = part.strip()
@@ -345,7 +354,9 @@ class Lister:
                 else:
                     other = self.registry.entities[target]
                     ttable = self.schema.entities[target]
-                    title = ttable.c[other.title] if other.title in ttable.c else ttable.c.id
+                    hidden = self.service.access(caller, other).hidden
+                    title = ttable.c[other.title] if other.title in ttable.c and \
+                        other.title not in hidden else ttable.c.id
                     rows = conn.execute(sa.select(ttable.c.id, title).where(
                         ttable.c.id.in_(ids), self.service.read_condition(caller, other)))
                 found = {int(i): str(t) if t is not None else f"#{i}" for i, t in rows}
@@ -355,14 +366,20 @@ class Lister:
         return titles
 
 
+def _escape(term: str) -> str:
+    return term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _parse_cursor_value(column, raw):
-    import datetime as dt
     from decimal import Decimal
     python_type = None
-    try:
-        python_type = column.type.python_type
-    except NotImplementedError:
-        pass
+    if isinstance(column.type, UTCDateTime):
+        python_type = dt.datetime
+    else:
+        try:
+            python_type = column.type.python_type
+        except NotImplementedError:
+            pass
     if python_type is dt.datetime:
         return dt.datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
     if python_type is dt.date:

@@ -182,6 +182,8 @@ class RecordService:
             record_id = int(record_id)
         except (TypeError, ValueError):
             raise self._not_found(caller, entity, record_id) from None
+        if not 0 < record_id < 2 ** 63:
+            raise self._not_found(caller, entity, record_id)
         if conn is None:
             with self.engine.connect() as conn:
                 return self.get(caller, entity_name, record_id, conn=conn, with_lines=with_lines)
@@ -219,8 +221,11 @@ class RecordService:
                 for row in rows:
                     line = self._row(child, row)
                     by_parent[line.pop("parent_id")].append(line)
+            hidden = self.access(caller, child).hidden
             for record in records:
-                record[name] = by_parent.get(record["id"], [])
+                lines = by_parent.get(record["id"], [])
+                record[name] = [{k: v for k, v in line.items() if k not in hidden}
+                                for line in lines] if hidden else lines
 
     def list(self, caller: Caller, entity_name: str, query=None):
         """Return a Page of readable records (see engine.records.listing)."""
@@ -421,6 +426,8 @@ class RecordService:
     def _version(self, caller: Caller, version) -> int:
         if version is None or version == "":
             raise PreconditionRequired(text("version_required", caller.locale))
+        if isinstance(version, float) and version.is_integer():
+            version = int(version)
         try:
             return int(str(version).strip().strip('"').removeprefix('W/').strip('"'))
         except ValueError:
@@ -448,10 +455,14 @@ class RecordService:
         self._soft_delete(conn, caller, entity, current, now())
 
     def _soft_delete(self, conn, caller: Caller, entity: Entity, current: dict,
-                     stamp: dt.datetime) -> None:
+                     stamp: dt.datetime, deleting: set | None = None) -> None:
+        deleting = set() if deleting is None else deleting
+        deleting.add((entity.name, current["id"]))  # cascades may lead back here: stop there
         for referrer, fld in self._referrers.get(entity.name, []):
             rtable = self.schema.entities[referrer.name]
             where = sa.and_(rtable.c[fld.name] == current["id"], rtable.c.deleted_at.is_(None))
+            if referrer.name == entity.name:
+                where = sa.and_(where, rtable.c.id != current["id"])  # a record naming itself
             if fld.on_delete == "restrict":
                 count = conn.execute(sa.select(sa.func.count()).select_from(rtable)
                                      .where(where)).scalar()
@@ -466,7 +477,9 @@ class RecordService:
                                stamp)
             else:
                 for row in conn.execute(sa.select(rtable).where(where)).mappings().all():
-                    self._soft_delete(conn, caller, referrer, self._row(referrer, row), stamp)
+                    if (referrer.name, row["id"]) not in deleting:
+                        self._soft_delete(conn, caller, referrer, self._row(referrer, row),
+                                          stamp, deleting)
         table = self.schema.entities[entity.name]
         result = conn.execute(table.update().where(
             table.c.id == current["id"], table.c.version == current["version"],
@@ -474,7 +487,10 @@ class RecordService:
             deleted_at=stamp, version=current["version"] + 1, updated_at=stamp,
             updated_by=caller.user_id))
         if result.rowcount != 1:
-            raise Conflict(text("conflict", caller.locale, current="?"))
+            latest = conn.execute(sa.select(table.c.version).where(
+                table.c.id == current["id"])).scalar()
+            raise Conflict(text("conflict", caller.locale, current=latest),
+                           current_version=latest)
         for fld in entity.fields.values():
             if fld.type == "lines":
                 child = self.schema.entities[fld.child_entity]
@@ -490,7 +506,8 @@ class RecordService:
 
     def _prepare(self, conn, caller: Caller, entity: Entity, access: Access,
                  data: Mapping[str, Any], current: dict | None, allow_state: bool = False,
-                 prefix: str = "", deferred: list | None = None) -> tuple[dict, dict, dict]:
+                 prefix: str = "", deferred: list | None = None,
+                 trusted: bool = False) -> tuple[dict, dict, dict]:
         """Check and convert input; return (values to store, lines by field, errors).
 
         With `deferred`, the checks that need a query (references, owner, unique values) are
@@ -531,7 +548,8 @@ class RecordService:
             if not fld.kind.writable or fld.compute is not None:
                 fail(name, Message("not_writable"))
                 continue
-            if fld.read_only or (name in access.read_only and not entity.parent):
+            if not trusted and (fld.read_only or (name in access.read_only and
+                                                  not entity.parent)):
                 fail(name, Message("read_only"))
                 continue
             if fld.type == "lines":
@@ -635,6 +653,18 @@ class RecordService:
                     locked = False
                 if locked:
                     fail(name, Message("read_only"))
+            if fld.type == "date" and value is not None and name in values:
+                for bound, key in ((fld.min, "min"), (fld.max, "max")):
+                    if hasattr(bound, "evaluate"):  # min: "today()" and the like
+                        try:
+                            limit = bound.evaluate(scope or self._scope(conn, caller, entity,
+                                                                        merged))
+                        except EvaluationError:
+                            continue
+                        day = limit.date() if hasattr(limit, "date") else None
+                        if day is not None and ((key == "min" and value < day) or
+                                                (key == "max" and value > day)):
+                            fail(name, Message(key, n=day.isoformat()))
             if fld.type == "reference" and name in values and values[name] is not None:
                 if deferred is not None:
                     deferred.append(("reference", prefix + name, fld, values[name]))

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from engine.errors import Conflict, Forbidden, NotFound, RecordError, ValidationFailed
 from engine.expr import EvaluationError, to_cel
-from engine.records.access import Caller
+from engine.records.access import SYSTEM, Caller
 from engine.records.messages import text
 from engine.records.values import Invalid, coerce
 from engine.registry.model import Entity, Transition, Workflow
@@ -48,7 +48,8 @@ class Transitions:
     def available(self, caller: Caller, entity_name: str, record_id) -> list[dict]:
         """The transitions the caller may fire from the record's current state."""
         entity = self.service.entity(entity_name)
-        record = self.service.get(caller, entity_name, record_id)
+        self.service.get(caller, entity_name, record_id, with_lines=False)  # 404 if unreadable
+        record = self.service.get(SYSTEM, entity_name, record_id)
         workflow = self._workflow(caller, entity)
         state = record.get(workflow.field)
         result = []
@@ -87,7 +88,9 @@ class Transitions:
         data = dict(data or {})
         version = data.pop("version", version)
         workflow = self._workflow(caller, entity)
-        current = service.get(caller, entity.name, record_id, conn=conn)  # 404 if unreadable
+        service.get(caller, entity.name, record_id, conn=conn, with_lines=False)  # 404 if unreadable
+        # the whole record: require, guard and computed fields see fields hidden from the caller
+        current = service.get(SYSTEM, entity.name, record_id, conn=conn)
         transition = workflow.transitions.get(name)
         loc = caller.locale
         if transition is None:
@@ -109,6 +112,8 @@ class Transitions:
                                current_version=current["version"])
 
         # the request's own values first, checked like any update by this caller
+        if data:
+            service._check_row_access(caller, entity, current, "update")
         access = service.access(caller, entity)
         values, lines, errors = service._prepare(conn, caller, entity, access, data, current)
         service._raise(caller, errors)
@@ -148,8 +153,15 @@ class Transitions:
                                      if not isinstance(v, list)}
         values.update(self._evaluate(transition.set, scope, entity, label, loc))
         values[workflow.field] = transition.target
-        # set and state are the engine's doing: checked as values, not as the caller's input
-        return service._save(conn, caller, entity, current, values, lines,
+        # set and the new state are the engine's doing: prepared again as the engine, so that
+        # computed fields follow them and validation rules hold for the record as it will be
+        given = {k: v for k, v in values.items()
+                 if k in entity.fields and entity.fields[k].kind.writable
+                 and entity.fields[k].compute is None}
+        final, _, errors = service._prepare(conn, acting, entity, service.access(acting, entity),
+                                            given, current, allow_state=True, trusted=True)
+        service._raise(caller, errors)
+        return service._save(conn, caller, entity, current, final, lines,
                              f"transition:{transition.name}")
 
     def _moved_by(self, conn, entity: Entity, record: dict):

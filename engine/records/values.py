@@ -209,7 +209,10 @@ def _datetime(field, raw):
             raise Invalid(Message("not_datetime")) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 has no UTC time
+        raise Invalid(Message("not_datetime")) from None
 
 
 def _reference(field, raw):

@@ -225,3 +225,19 @@ def test_hostile_values_are_bound_not_formatted(world):
         world.service.create(admin, "account", {"name": "A", "founded": "2024-02-30"})
     with pytest.raises(NotFound):
         world.service.get(admin, "account", "1 OR 1=1")
+
+
+def test_unique_values_on_lines_are_named_by_line(world):
+    admin = world.user("admin1", "admin")
+    account = world.service.create(admin, "account", {"name": "A"})
+    pen = world.service.create(admin, "product", {"name": "Pen"})
+    line = {"product": pen["id"], "unit_price": "1", "code": "L-1"}
+    with pytest.raises(ValidationFailed) as caught:
+        world.service.create(admin, "deal", {"title": "D", "account": account["id"],
+                                             "lines": [line, dict(line)]})
+    assert list(caught.value.fields) == ["lines[1].code"]
+    deal = world.service.create(admin, "deal", {"title": "D", "account": account["id"],
+                                                "lines": [line]})
+    # replacing a line by a new one with the same code works: the old one goes first
+    replaced = world.service.update(admin, "deal", deal["id"], {"lines": [dict(line)]}, 1)
+    assert [l["code"] for l in replaced["lines"]] == ["L-1"]

@@ -773,23 +773,28 @@ class RecordService:
         child = self.registry.entities[fld.child_entity]
         table = self.schema.entities[child.name]
         stamp = now()
-        kept = set()
-        for before, values in items:
-            stored = {k: v for k, v in values.items() if child.fields[k].kind.stored}
-            if before is None:
-                self._insert(conn, child, table, {
-                    **stored, "parent_id": parent_id, "version": 1, "created_at": stamp,
-                    "updated_at": stamp, "created_by": caller.user_id,
-                    "updated_by": caller.user_id, "owner": None})
-            else:
-                kept.add(before["id"])
-                if any(before.get(k) != v for k, v in stored.items()):
-                    conn.execute(table.update().where(table.c.id == before["id"]).values(
-                        **stored, version=table.c.version + 1, updated_at=stamp,
-                        updated_by=caller.user_id))
+        kept = {before["id"] for before, _ in items if before is not None}
         gone = [line_id for line_id in existing if line_id not in kept]
-        if gone:
+        if gone:  # first, so a new line may take the unique value of one it replaces
             conn.execute(table.update().where(table.c.id.in_(gone)).values(deleted_at=stamp))
+        for position, (before, values) in enumerate(items):
+            stored = {k: v for k, v in values.items() if child.fields[k].kind.stored}
+            try:
+                with conn.begin_nested():
+                    if before is None:
+                        conn.execute(table.insert().values(
+                            **stored, parent_id=parent_id, version=1, created_at=stamp,
+                            updated_at=stamp, created_by=caller.user_id,
+                            updated_by=caller.user_id, owner=None))
+                    elif any(before.get(k) != v for k, v in stored.items()):
+                        conn.execute(table.update().where(table.c.id == before["id"]).values(
+                            **stored, version=table.c.version + 1, updated_at=stamp,
+                            updated_by=caller.user_id))
+            except sa.exc.IntegrityError as exc:
+                error = self._unique_violation(child, exc)
+                raise ValidationFailed(error.message, {
+                    f"{fld.name}[{position}].{name}": messages
+                    for name, messages in error.fields.items()}) from None
 
     def _after_write(self, conn, entity: Entity, new: Mapping | None,
                      old: Mapping | None) -> None:

@@ -64,21 +64,34 @@ def create_app(registry: Registry, engine: sa.Engine) -> Flask:
     max_mb = registry.app.max_body_mb if registry.app else 10
     app.config["MAX_CONTENT_LENGTH"] = int(max_mb * 1024 * 1024)
     app.register_blueprint(api)
+    from web.ui import html_error, register_ui
+    register_ui(app)
+
+    def is_api() -> bool:
+        return request.path.startswith("/api/")
 
     @app.errorhandler(404)
     def not_found(exc):
+        if not is_api():
+            return html_error(404)
         return error(404, "not_found", "no such resource")
 
     @app.errorhandler(405)
     def not_allowed(exc):
+        if not is_api():
+            return html_error(405)
         return error(405, "method_not_allowed", f"{request.method} is not allowed here")
 
     @app.errorhandler(413)
     def too_large(exc):
+        if not is_api():
+            return html_error(413)
         return error(413, "payload_too_large", f"the body is larger than {max_mb} MB")
 
     @app.errorhandler(500)
     def internal(exc):
+        if not is_api():
+            return html_error(500)
         return error(500, "internal", "something went wrong on the server")
 
     @app.after_request

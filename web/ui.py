@@ -1,0 +1,546 @@
+"""The server-rendered UI: lists, record pages and forms generated from the registry.
+
+Like the JSON API it holds no business rule: every read and write goes through the record
+service, and a refusal (RecordError) is shown to the user next to the field it names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+from flask import (Blueprint, Flask, current_app, g, redirect, render_template, request,
+                   url_for)
+
+from engine.errors import NotFound, RecordError
+from engine.records.listing import Lister, parse_query, system_field
+from engine.records.values import to_json
+from engine.registry.labels import words
+from engine.registry.model import SYSTEM_FIELDS, Entity, Field
+from web.i18n import t
+from web.session import current_caller, setup as setup_session, ui_locale
+
+ui = Blueprint("ui", __name__)
+SKIPPED_INPUT = ("lines", "rollup", "autonumber")
+REFERENCE_CHOICES = 200
+STATUS_TEXT = {400: "error_400", 403: "error_403", 404: "error_404", 405: "error_405",
+               409: "error_409", 413: "error_413", 500: "error_500"}
+
+
+def site():
+    return current_app.extensions["crm"]
+
+
+def register_ui(app: Flask) -> None:
+    """Install sessions, the UI blueprint and its template helpers on the app."""
+    setup_session(app)
+    app.jinja_env.globals["t"] = t
+    app.register_blueprint(ui)
+
+
+# ---------------------------------------------------------------- errors
+
+def html_error(status: int, message: str | None = None):
+    """A small HTML error page (the JSON API keeps its own error shape)."""
+    caller = getattr(g, "caller", None)
+    locale = caller.locale if caller is not None else _safe_locale()
+    text = message or t(STATUS_TEXT.get(status, "error_400"), locale)
+    try:
+        return render_template("error.html", locale=locale, status=status, message=text,
+                               nav=navigation(caller) if caller is not None else None,
+                               user=caller), status
+    except Exception:  # never let the error page itself fail (no stack trace is shown)
+        return text, status, {"Content-Type": "text/plain; charset=utf-8"}
+
+
+def _safe_locale() -> str:
+    try:
+        return ui_locale()
+    except Exception:  # no session available (e.g. while handling a 500)
+        return "en"
+
+
+@ui.errorhandler(RecordError)
+def record_error(exc: RecordError):
+    return html_error(exc.status, exc.message)
+
+
+# ---------------------------------------------------------------- sign-in check and helpers
+
+@ui.before_request
+def require_sign_in():
+    caller = current_caller()
+    if caller is None:
+        target = request.full_path if request.query_string else request.path
+        return redirect(url_for("session.login", next=target))
+    g.caller = caller
+    return None
+
+
+def entity_for(name: str) -> Entity:
+    entity = site().registry.entities.get(name)
+    if entity is None or entity.parent:
+        raise NotFound(t("error_404", g.caller.locale))
+    return entity
+
+
+def readable(caller, entity: Entity) -> bool:
+    return not entity.parent and site().service.access(caller, entity).read is not None
+
+
+def entity_plural(entity: Entity, locale: str) -> str:
+    if locale in entity.plural.texts:
+        return entity.plural.get(locale)
+    if locale in entity.label.texts:
+        return entity.label.get(locale)
+    return entity.plural.get(locale)
+
+
+def navigation(caller) -> list[dict]:
+    """Readable top-level entities grouped by module, in module order."""
+    registry = site().registry
+    loc = caller.locale
+    groups: dict[str, list] = {}
+    for entity in registry.entities.values():
+        if readable(caller, entity):
+            groups.setdefault(entity.module, []).append(
+                {"name": entity.name, "label": entity_plural(entity, loc)})
+    result = []
+    for name, items in groups.items():
+        module = registry.modules.get(name)
+        result.append({"name": name, "order": module.order if module else 1000,
+                       "label": module.label.get(loc) if module else words(name),
+                       "entities": items})
+    result.sort(key=lambda m: (m["order"], m["name"]))
+    return result
+
+
+def page(template: str, status: int = 200, **context):
+    caller = g.caller
+    return render_template(template, locale=caller.locale, nav=navigation(caller),
+                           user=caller, **context), status
+
+
+def field_of(entity: Entity, name: str) -> Field:
+    return entity.fields[name] if name in entity.fields else system_field(name)
+
+
+def field_label(entity: Entity, name: str, locale: str) -> str:
+    if name in entity.fields:
+        return entity.fields[name].label.get(locale)
+    return t(name, locale) if name in SYSTEM_FIELDS else words(name)
+
+
+def display(entity: Entity, name: str, value, titles: dict, locale: str) -> str:
+    """A stored value as text for a person (autoescaped by the templates)."""
+    if value is None or value == "" or value == []:
+        return ""
+    fld = field_of(entity, name)
+    workflow = site().registry.workflow_by_entity.get(entity.name)
+    if workflow is not None and name == workflow.field and value in workflow.states:
+        return workflow.states[value].label.get(locale)
+    if fld.type == "reference":
+        return titles.get(name, {}).get(value) or f"#{value}"
+    if fld.type in ("enum", "multi_enum"):
+        labels = {o.value: o.label.get(locale) for o in fld.options}
+        values = value if isinstance(value, list) else [value]
+        return ", ".join(labels.get(v, str(v)) for v in values)
+    if fld.type == "boolean":
+        return t("yes" if value else "no", locale)
+    if fld.type == "json":
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, dt.datetime):
+        return to_json(fld, value).replace("T", " ").replace("Z", " UTC")
+    return str(to_json(fld, value))
+
+
+def titles_for(caller, entity: Entity, records: list[dict], columns) -> dict:
+    with site().engine.connect() as conn:
+        return Lister(site().service).titles(conn, caller, entity, records, list(columns))
+
+
+# ---------------------------------------------------------------- home and lists
+
+@ui.get("/")
+def home():
+    nav = navigation(g.caller)
+    for module in nav:
+        if module["entities"]:
+            return redirect(url_for("ui.list_view", entity=module["entities"][0]["name"]))
+    return page("home.html")
+
+
+@ui.get("/<entity>")
+def list_view(entity):
+    ent = entity_for(entity)
+    caller, loc = g.caller, g.caller.locale
+    access = site().service.access(caller, ent)
+    q = request.args.get("q", "").strip()
+    sort = request.args.get("sort", "").strip()
+    cursor = request.args.get("cursor", "").strip()
+    params = {"limit": "50"}
+    if q:
+        params["q"] = q
+    if sort:
+        params["sort"] = sort
+    if cursor:
+        params["cursor"] = cursor
+    result = site().service.list(caller, ent.name, parse_query(params))
+    columns = [c for c in ent.list_columns if c not in access.hidden] or [ent.title]
+    headers = []
+    for name in columns:
+        fld = field_of(ent, name)
+        sortable = fld.kind.stored and fld.kind.orderable
+        target = f"-{name}" if sort == name else name
+        headers.append({"name": name, "label": field_label(ent, name, loc),
+                        "sort_url": url_for("ui.list_view", entity=ent.name, q=q or None,
+                                            sort=target) if sortable else None,
+                        "sorted": "asc" if sort == name else ("desc" if sort == f"-{name}"
+                                                             else None)})
+    rows = [{"id": r["id"], "cells": [display(ent, c, r.get(c), result.titles, loc)
+                                      for c in columns]} for r in result.data]
+    next_url = url_for("ui.list_view", entity=ent.name, q=q or None, sort=sort or None,
+                       cursor=result.next_cursor) if result.next_cursor else None
+    first_url = url_for("ui.list_view", entity=ent.name, q=q or None, sort=sort or None) \
+        if cursor else None
+    return page("list.html", entity=ent, title=entity_plural(ent, loc), headers=headers,
+                rows=rows, q=q, sort=sort, total=result.total, next_url=next_url,
+                first_url=first_url, can_create=access.create is not None)
+
+
+# ---------------------------------------------------------------- forms
+
+def input_fields(caller, entity: Entity) -> list[Field]:
+    """The fields a person may type into on this entity's form."""
+    access = site().service.access(caller, entity)
+    workflow = site().registry.workflow_by_entity.get(entity.name)
+    result = []
+    for fld in entity.fields.values():
+        if fld.type in SKIPPED_INPUT or not fld.writable or fld.name in access.hidden:
+            continue
+        if fld.name in access.read_only or (workflow and fld.name == workflow.field):
+            continue
+        result.append(fld)
+    return result
+
+
+def widget(fld: Field) -> str:
+    if fld.type == "text" or fld.type == "json":
+        return "textarea"
+    if fld.type in ("integer", "decimal", "money", "percent"):
+        return "number"
+    if fld.type in ("enum", "reference"):
+        return "select"
+    if fld.type == "multi_enum":
+        return "multiselect"
+    if fld.type == "boolean":
+        return "checkbox"
+    if fld.type == "date":
+        return "date"
+    if fld.type == "datetime":
+        return "datetime"
+    return {"email": "email", "url": "url", "phone": "tel"}.get(fld.type, "text")
+
+
+def form_value(fld: Field, value):
+    """A stored value in the form's own terms: text, a bool, or a list of texts."""
+    if fld.type == "boolean":
+        return bool(value)
+    if fld.type == "multi_enum":
+        return list(value or [])
+    if value is None:
+        return ""
+    if fld.type == "json":
+        return json.dumps(value, ensure_ascii=False)
+    if fld.type == "datetime" and isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc)
+        return value.strftime("%Y-%m-%dT%H:%M")
+    if isinstance(value, (Decimal, dt.date)):
+        return str(to_json(fld, value))
+    return str(value)
+
+
+def submitted(fld: Field, form):
+    if fld.type == "boolean":
+        return form.get(fld.name) in ("true", "on", "1")
+    if fld.type == "multi_enum":
+        return [v for v in form.getlist(fld.name) if v]
+    return form.get(fld.name, "")
+
+
+def to_input(fld: Field, value, errors: dict, locale: str):
+    """A form value as record service input (None for empty)."""
+    if fld.type == "boolean":
+        return bool(value)
+    if fld.type == "multi_enum":
+        return value or None
+    if isinstance(value, str) and not value.strip():
+        return None
+    if fld.type == "json":
+        try:
+            return json.loads(value)
+        except ValueError:
+            errors.setdefault(fld.name, []).append(t("not_json", locale))
+            return None
+    return value
+
+
+def choices(caller, fld: Field, current) -> list[tuple[str, str]]:
+    """(value, label) options of a select: enum options or readable referenced records."""
+    loc = caller.locale
+    if fld.type == "enum":
+        return [(o.value, o.label.get(loc)) for o in fld.options]
+    if fld.type == "multi_enum":
+        return [(o.value, o.label.get(loc)) for o in fld.options]
+    if fld.to == "user":
+        found = [(str(u["id"]), u["display_name"] or u["username"])
+                 for u in site().active_users()]
+    else:
+        target = site().registry.entities[fld.to]
+        try:
+            records = site().service.list(
+                caller, target.name, parse_query({"limit": str(REFERENCE_CHOICES)})).data
+        except RecordError:
+            records = []
+        found = [(str(r["id"]), str(r.get(target.title) if r.get(target.title) is not None
+                                    else f"#{r['id']}")) for r in records]
+    if current not in ("", None) and str(current) not in {v for v, _ in found}:
+        found.append((str(current), f"#{current}"))
+    return found
+
+
+def build_form(caller, entity: Entity, values: dict, errors: dict) -> list[dict]:
+    """Sections of widgets, each with its value and the messages for its field."""
+    loc = caller.locale
+    fields = {f.name: f for f in input_fields(caller, entity)}
+    sections, placed = [], set()
+    layout = [(s.label.get(loc), s.fields) for s in entity.form_sections] or \
+        [(t("details", loc), tuple(entity.fields))]
+    for label, names in layout:
+        items = []
+        for name in names:
+            fld = fields.get(name)
+            if fld is None or name in placed:
+                continue
+            placed.add(name)
+            value = values.get(name, form_value(fld, None))
+            items.append({"name": name, "label": fld.label.get(loc), "widget": widget(fld),
+                          "type": fld.type, "value": value, "required": fld.required,
+                          "help": fld.help.get(loc) if fld.help else None,
+                          "step": _step(fld),
+                          "choices": choices(caller, fld, value)
+                          if fld.type in ("enum", "multi_enum", "reference") else None,
+                          "errors": errors.get(name, [])})
+        if items:
+            sections.append({"label": label, "fields": items})
+    rest = [f for n, f in fields.items() if n not in placed]
+    if rest:
+        sections.append({"label": t("details", loc), "fields": []})
+        for fld in rest:
+            value = values.get(fld.name, form_value(fld, None))
+            sections[-1]["fields"].append({
+                "name": fld.name, "label": fld.label.get(loc), "widget": widget(fld),
+                "type": fld.type, "value": value, "required": fld.required, "help": None,
+                "step": _step(fld),
+                "choices": choices(caller, fld, value)
+                if fld.type in ("enum", "multi_enum", "reference") else None,
+                "errors": errors.get(fld.name, [])})
+    return sections
+
+
+def _step(fld: Field) -> str | None:
+    if fld.type == "integer":
+        return "1"
+    if fld.type in ("decimal", "money", "percent"):
+        scale = fld.scale if fld.scale is not None else 2
+        return "1" if scale == 0 else "0." + "0" * (scale - 1) + "1"
+    return None
+
+
+def general_errors(entity: Entity, exc: RecordError, shown: set, locale: str) -> list[str]:
+    """The messages not shown next to a field: rules (__all__), unknown keys, the summary."""
+    messages = list(exc.fields.get("__all__", []))
+    for key, items in exc.fields.items():
+        if key == "__all__" or key in shown:
+            continue
+        label = field_label(entity, key, locale) if key in entity.fields else key
+        messages += [f"{label}: {m}" for m in items]
+    if not messages:
+        messages.append(exc.message)
+    return messages
+
+
+@ui.route("/<entity>/new", methods=["GET", "POST"])
+def new_record(entity):
+    ent = entity_for(entity)
+    caller, loc = g.caller, g.caller.locale
+    if site().service.access(caller, ent).create is None:
+        return html_error(403)
+    fields = input_fields(caller, ent)
+    values, errors, top = {}, {}, []
+    status = 200
+    if request.method == "POST":
+        values = {f.name: submitted(f, request.form) for f in fields}
+        data = {f.name: to_input(f, values[f.name], errors, loc) for f in fields}
+        if not errors:
+            try:
+                record = site().service.create(caller, ent.name, data)
+            except RecordError as exc:
+                errors = exc.fields
+                top = general_errors(ent, exc, {f.name for f in fields}, loc)
+                status = exc.status
+            else:
+                return redirect(url_for("ui.record_view", entity=ent.name,
+                                        record_id=record["id"]))
+        else:
+            status = 422
+        if errors and not top:
+            top = [t("fix_errors", loc)]
+    return page("form.html", status, entity=ent, title=f"{t('new', loc)}: {ent.label.get(loc)}",
+                sections=build_form(caller, ent, values, errors), top_errors=top,
+                action=url_for("ui.new_record", entity=ent.name))
+
+
+# ---------------------------------------------------------------- record page
+
+def record_page(ent: Entity, record_id: int, *, status: int = 200, values=None, errors=None,
+                top_errors=None):
+    caller, loc = g.caller, g.caller.locale
+    service = site().service
+    record = service.get(caller, ent.name, record_id)
+    access = service.access(caller, ent)
+    workflow = site().registry.workflow_by_entity.get(ent.name)
+    titles = titles_for(caller, ent, [record],
+                        [n for n, f in ent.fields.items() if f.type == "reference"] +
+                        ["owner", "created_by", "updated_by"])
+
+    names = [n for s in ent.form_sections for n in s.fields] or list(ent.fields)
+    names += [n for n in ent.fields if n not in names]
+    shown, tables = [], []
+    for name in dict.fromkeys(names):
+        if name not in record or name in access.hidden:
+            continue
+        fld = ent.fields[name]
+        if fld.type == "lines":
+            tables.append(lines_table(caller, fld, record.get(name) or []))
+        elif workflow is None or name != workflow.field:
+            shown.append({"label": fld.label.get(loc),
+                          "value": display(ent, name, record.get(name), titles, loc)})
+    meta = [{"label": field_label(ent, n, loc), "value": display(ent, n, record.get(n), titles,
+                                                                 loc)}
+            for n in ("owner", "created_at", "updated_at") if n in record]
+
+    state = None
+    transitions = []
+    if workflow is not None:
+        state = display(ent, workflow.field, record.get(workflow.field), titles, loc)
+        transitions = service.transitions(caller, ent.name, record["id"])
+
+    entries, _ = service.history(caller, ent.name, record["id"], limit=50)
+    users = {u["id"]: u["display_name"] or u["username"] for u in site().active_users()}
+    history = [{"at": (e["at"] or "").replace("T", " ").replace("Z", " UTC"),
+                "user": users.get(e["user"], f"#{e['user']}" if e["user"] else "-"),
+                "action": t(f"action_{e['action']}", loc)
+                if f"action_{e['action']}" in _ACTIONS else e["action"],
+                "changes": [{"label": field_label(ent, k, loc),
+                             "old": _change_text(v, 0), "new": _change_text(v, 1)}
+                            for k, v in (e["changes"] or {}).items()]}
+               for e in entries]
+
+    can_update = access.update == "all" or (access.update == "own" and
+                                            record.get("owner") == caller.user_id)
+    sections = None
+    if can_update:
+        current = {f.name: form_value(f, record.get(f.name)) for f in input_fields(caller, ent)}
+        current.update(values or {})
+        sections = build_form(caller, ent, current, errors or {})
+    title_value = record.get(ent.title)
+    heading = display(ent, ent.title, title_value, titles, loc) if ent.title in record \
+        else f"#{record['id']}"
+    return page("record.html", status, entity=ent, record=record,
+                entity_label=ent.label.get(loc), plural=entity_plural(ent, loc),
+                heading=heading or f"#{record['id']}", fields=shown, meta=meta, tables=tables,
+                state=state, transitions=transitions, history=history, sections=sections,
+                top_errors=top_errors or [], version=record["version"])
+
+
+_ACTIONS = {"action_create", "action_update", "action_delete", "action_transition"}
+
+
+def _change_text(pair, index: int) -> str:
+    if isinstance(pair, (list, tuple)) and len(pair) == 2:
+        value = pair[index]
+    else:
+        value = pair if index == 1 else None
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def lines_table(caller, fld: Field, lines: list[dict]) -> dict:
+    loc = caller.locale
+    child = site().registry.entities[fld.child_entity]
+    hidden = site().service.access(caller, child).hidden
+    columns = [n for n, f in child.fields.items() if n not in hidden and f.type != "lines"]
+    titles = titles_for(caller, child, lines,
+                        [n for n in columns if child.fields[n].type == "reference"])
+    return {"label": fld.label.get(loc),
+            "headers": [child.fields[n].label.get(loc) for n in columns],
+            "rows": [[display(child, n, line.get(n), titles, loc) for n in columns]
+                     for line in lines]}
+
+
+@ui.get("/<entity>/<int:record_id>")
+def record_view(entity, record_id):
+    return record_page(entity_for(entity), record_id)
+
+
+@ui.post("/<entity>/<int:record_id>")
+def update_record(entity, record_id):
+    ent = entity_for(entity)
+    caller, loc = g.caller, g.caller.locale
+    service = site().service
+    current = service.get(caller, ent.name, record_id)
+    fields = input_fields(caller, ent)
+    values = {f.name: submitted(f, request.form) for f in fields}
+    errors: dict = {}
+    data = {}
+    for fld in fields:  # only what the person changed: unchanged values are not rewritten
+        if values[fld.name] != form_value(fld, current.get(fld.name)):
+            data[fld.name] = to_input(fld, values[fld.name], errors, loc)
+    if errors:
+        return record_page(ent, record_id, status=422, values=values, errors=errors,
+                           top_errors=[t("fix_errors", loc)])
+    try:
+        service.update(caller, ent.name, record_id, data, request.form.get("version"))
+    except RecordError as exc:
+        if exc.status == 404:
+            raise
+        top = general_errors(ent, exc, {f.name for f in fields}, loc)
+        if exc.fields and top == [exc.message]:
+            top = [t("fix_errors", loc)]
+        return record_page(ent, record_id, status=exc.status, values=values,
+                           errors=exc.fields, top_errors=top)
+    return redirect(url_for("ui.record_view", entity=ent.name, record_id=record_id))
+
+
+@ui.post("/<entity>/<int:record_id>/transitions/<name>")
+def fire_transition(entity, record_id, name):
+    ent = entity_for(entity)
+    caller, loc = g.caller, g.caller.locale
+    try:
+        site().service.transition(caller, ent.name, record_id, name, {},
+                                  request.form.get("version"))
+    except RecordError as exc:
+        if exc.status == 404 and not site().registry.workflow_by_entity.get(ent.name):
+            raise
+        try:
+            return record_page(ent, record_id, status=exc.status,
+                               top_errors=general_errors(ent, exc, set(), loc))
+        except NotFound:
+            raise exc from None
+    return redirect(url_for("ui.record_view", entity=ent.name, record_id=record_id))

@@ -150,8 +150,8 @@ def display(entity: Entity, name: str, value, titles: dict, locale: str) -> str:
         return t("yes" if value else "no", locale)
     if fld.type == "json":
         return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, dt.datetime):
-        return to_json(fld, value).replace("T", " ").replace("Z", " UTC")
+    if isinstance(value, dt.datetime):  # to the minute: seconds are noise to a person
+        return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return str(to_json(fld, value))
 
 

@@ -199,7 +199,7 @@ def test_fire_a_transition_from_the_record_page(ui):
     page = html(ui.get(deal_url))
     assert '<span class="state" title="State">Won</span>' in page
     assert "/transitions/" not in page  # won is final
-    assert "transition" in page.split("History")[1]
+    assert "<strong>Win</strong>" in page.split("History")[1]  # the transition, by its label
     again = post(ui, f"{deal_url}/transitions/lose", {"version": "2"}, deal_url)
     assert again.status_code == 409
     listing = html(ui.get("/deal"))

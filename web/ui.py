@@ -440,12 +440,28 @@ def record_page(ent: Entity, record_id: int, *, status: int = 200, values=None, 
 
     entries, _ = service.history(caller, ent.name, record["id"], limit=50)
     users = {u["id"]: u["display_name"] or u["username"] for u in site().active_users()}
-    history = [{"at": (e["at"] or "").replace("T", " ").replace("Z", " UTC"),
+    def change_text(name, change, side):
+        """A change as a person reads it: option and state labels, yes/no."""
+        value = change[side] if isinstance(change, list) and len(change) > side else None
+        fld = ent.fields.get(name)
+        if fld is not None and value is not None and (
+                fld.type in ("enum", "multi_enum", "boolean") or
+                (workflow is not None and name == workflow.field)):
+            return display(ent, name, value, {}, loc)
+        return _change_text(change, side)
+
+    def action_text(action: str) -> str:
+        if action.startswith("transition:") and workflow is not None:
+            step = workflow.transitions.get(action.split(":", 1)[1])
+            if step is not None:
+                return step.label.get(loc)
+        return t(f"action_{action}", loc) if f"action_{action}" in _ACTIONS else action
+
+    history = [{"at": (e["at"] or "")[:16].replace("T", " ") + " UTC",
                 "user": users.get(e["user"], f"#{e['user']}" if e["user"] else "-"),
-                "action": t(f"action_{e['action']}", loc)
-                if f"action_{e['action']}" in _ACTIONS else e["action"],
+                "action": action_text(e["action"]),
                 "changes": [{"label": field_label(ent, k, loc),
-                             "old": _change_text(v, 0), "new": _change_text(v, 1)}
+                             "old": change_text(k, v, 0), "new": change_text(k, v, 1)}
                             for k, v in (e["changes"] or {}).items()]}
                for e in entries]
 

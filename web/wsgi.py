@@ -18,3 +18,7 @@ _site = Path(os.environ.get("CRM_SITE", "site"))
 _registry = engine.load_registry(site=_site)
 _engine = connect(database_url(None, _site, _registry.app.database if _registry.app else None))
 app = create_app(_registry, _engine)
+if os.environ.get("CRM_TRUST_PROXY"):  # behind a TLS proxy: trust its X-Forwarded-* headers
+    from werkzeug.middleware.proxy_fix import ProxyFix
+    hops = int(os.environ["CRM_TRUST_PROXY"])
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)

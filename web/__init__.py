@@ -7,6 +7,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import Flask, request
 
+from engine.errors import NotFound
 from engine.records.access import Caller
 from engine.records.service import RecordService
 from engine.records.users import Users
@@ -25,18 +26,37 @@ class Site:
         app = registry.app
         self.tokens = Tokens(engine, self.service.schema, app.token_days if app else 30)
         self.default_locale = app.locale if app else "en"
+        self._user_table = self.service.schema.engine["user"]
 
     def caller(self, user_id: int) -> Caller:
-        caller = self.users.caller(user_id)
-        stored = self._stored_locale(user_id)
-        locale = stored or _accept_language() or self.default_locale
-        return Caller(caller.user_id, caller.roles, locale, caller.username,
-                      caller.display_name, caller.email)
+        """The acting user; messages in their setting, else Accept-Language, else the site's."""
+        return self._caller(sa.select(self._user_table).where(
+            self._user_table.c.id == user_id, self._user_table.c.active))
 
-    def _stored_locale(self, user_id: int) -> str | None:
-        table = self.service.schema.engine["user"]
+    def caller_for_token(self, token: str) -> Caller | None:
+        """The user a valid API token belongs to, read together with the token."""
+        from web.auth import _hash
+        tokens, users = self.tokens.tokens, self._user_table
+        query = sa.select(users).join(tokens, tokens.c.user_id == users.c.id).where(
+            tokens.c.token_hash == _hash(token), tokens.c.revoked_at.is_(None),
+            tokens.c.expires_at > sa.func.now() if self.engine.dialect.name != "sqlite"
+            else tokens.c.expires_at > _utcnow(), users.c.active)
+        try:
+            return self._caller(query)
+        except NotFound:
+            return None
+
+    def _caller(self, query) -> Caller:
+        roles_table = self.service.schema.engine["user_role"]
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(table.c.locale).where(table.c.id == user_id)).scalar()
+            row = conn.execute(query).first()
+            if row is None:
+                raise NotFound("no such active user")
+            roles = tuple(r for (r,) in conn.execute(
+                sa.select(roles_table.c.role).where(roles_table.c.user_id == row.id)
+                .order_by(roles_table.c.role)))
+        locale = row.locale or _accept_language() or self.default_locale
+        return Caller(row.id, roles, locale, row.username, row.display_name, row.email)
 
     def active_users(self) -> list[dict]:
         table = self.service.schema.engine["user"]
@@ -45,6 +65,11 @@ class Site:
                                 .where(table.c.active).order_by(table.c.display_name))
             return [{"id": r.id, "username": r.username, "display_name": r.display_name}
                     for r in rows]
+
+
+def _utcnow():
+    import datetime as dt
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def _accept_language() -> str | None:

@@ -68,13 +68,10 @@ def authenticate():
         return None
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-    user_id = ctx().tokens.user_for(token) if token else None
-    if user_id is None:
+    caller = ctx().caller_for_token(token) if token else None
+    if caller is None:
         return error(401, "unauthorized", "sign in: send Authorization: Bearer <token>")
-    try:
-        g.caller = ctx().caller(user_id)
-    except NotFound:
-        return error(401, "unauthorized", "this account is no longer active")
+    g.caller = caller
     g.token = token
     return None
 

@@ -320,3 +320,21 @@ def test_lines_are_shown_as_a_read_only_table(ui):
     assert "Widget &lt;x&gt;" in page and "<td>20.00</td>" in page
     form = page.split('class="record-form"')[1]
     assert 'name="lines' not in form and 'name="number"' not in form
+
+
+def test_notification_bell(ui):
+    sign_in(ui, "rep")
+    rep = ui.world.users.caller(ui.world.users.by_username("rep"))
+    with ui.world.engine.begin() as conn:
+        table = ui.world.service.schema.engine["notification"]
+        import datetime as dt
+        conn.execute(table.insert().values(user_id=rep.user_id, message={"en": "<b>Call back</b>",
+                                                                          "zh": "回电"},
+                                           created_at=dt.datetime.now(dt.timezone.utc)))
+    home = html(ui.get("/account"))
+    assert '<span class="badge">1</span>' in home
+    listing = html(ui.get("/notifications"))
+    assert "&lt;b&gt;Call back&lt;/b&gt;" in listing
+    response = post(ui, "/notifications/read", {}, "/notifications")
+    assert response.status_code == 302
+    assert 'class="badge"' not in html(ui.get("/account"))

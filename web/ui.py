@@ -118,8 +118,27 @@ def navigation(caller) -> list[dict]:
 
 def page(template: str, status: int = 200, **context):
     caller = g.caller
+    unread, _ = site().service.notifications(caller, limit=99, unread_only=True)
     return render_template(template, locale=caller.locale, nav=navigation(caller),
-                           user=caller, **context), status
+                           user=caller, unread=len(unread), **context), status
+
+
+@ui.get("/notifications")
+def notifications():
+    """The bell: the caller's notifications, newest first, with links to their records."""
+    items, _ = site().service.notifications(g.caller, limit=100)
+    registry = site().registry
+    for item in items:
+        entity = registry.entities.get(item["entity"] or "")
+        item["link"] = url_for("ui.record_view", entity=entity.name, record_id=item["record_id"]) \
+            if entity is not None and item["record_id"] and readable(g.caller, entity) else None
+    return page("notifications.html", items=items)
+
+
+@ui.post("/notifications/read")
+def notifications_read():
+    site().service.mark_read(g.caller)
+    return redirect(url_for("ui.notifications"))
 
 
 def field_of(entity: Entity, name: str) -> Field:

@@ -39,6 +39,8 @@ def test_every_call_needs_a_valid_token(api):
         assert response.json["error"]["code"] == "unauthorized"
     bad = api.get("/api/v1/me", headers={"Authorization": "Bearer nope"})
     assert bad.status_code == 401
+    assert api.get("/api/v1/no/such/path").status_code == 401  # not even its absence is told
+    assert api.put("/api/v1/account/1", json={}).status_code == 401
 
 
 def test_sign_in_me_revoke_and_rate_limit(api):
@@ -113,7 +115,8 @@ def test_error_shapes_for_http_mistakes(api):
         **headers, "Content-Type": "application/x-www-form-urlencoded"})
     assert text.status_code == 415
     assert api.put("/api/v1/account/1", json={}, headers=headers).status_code == 405
-    assert api.get("/api/v1/nothing", headers=headers).status_code == 404
+    missing = api.get("/api/v1/nothing/at/all", headers=headers)
+    assert missing.status_code == 404 and missing.json["error"]["code"] == "not_found"
     assert api.get("/api/v1/deal_line", headers=headers).status_code == 404  # child entity
     huge = api.post("/api/v1/account", data=json.dumps({"name": "x" * (11 * 1024 * 1024)}),
                     headers={**headers, "Content-Type": "application/json"})

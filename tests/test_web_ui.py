@@ -286,8 +286,8 @@ def test_error_pages_are_html_for_the_ui_and_json_for_the_api(ui):
     assert ui.get("/deal_line").status_code == 404
     nested = ui.get("/a/b/c/d")
     assert nested.status_code == 404 and "text/html" in nested.headers["Content-Type"]
-    api = ui.get("/api/v1/nothing/here/at/all")
-    assert api.status_code == 404 and api.json["error"]["code"] == "not_found"
+    api = ui.get("/api/v1/nothing/here/at/all")  # the UI cookie is no API token
+    assert api.status_code == 401 and api.json["error"]["code"] == "unauthorized"
     assert ui.put("/api/v1/account").json["error"]["code"] in ("method_not_allowed",
                                                                 "unauthorized")
     assert "Set-Cookie" not in ui.get("/api/v1/me").headers  # the API never uses the cookie

@@ -82,13 +82,14 @@ def _accept_language() -> str | None:
 
 def create_app(registry: Registry, engine: sa.Engine) -> Flask:
     """Build the Flask application for a compiled registry and a migrated database."""
-    from web.api import api, error
+    from web.api import api, authenticate, error
 
     app = Flask(__name__)
     app.extensions["crm"] = Site(registry, engine)
     max_mb = registry.app.max_body_mb if registry.app else 10
     app.config["MAX_CONTENT_LENGTH"] = int(max_mb * 1024 * 1024)
     app.register_blueprint(api)
+    app.before_request(authenticate)
     from web.ui import html_error, register_ui
     register_ui(app)
 

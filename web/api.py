@@ -62,9 +62,10 @@ class _Unsupported(RecordError):
         super().__init__("send JSON (Content-Type: application/json)")
 
 
-@api.before_request
 def authenticate():
-    if (request.method, request.path) in PUBLIC:
+    """Registered on the app, not the blueprint, so that it runs before routing errors too:
+    without a valid token every /api/v1/ call is 401, even to a path that does not exist."""
+    if not request.path.startswith("/api/v1/") or (request.method, request.path) in PUBLIC:
         return None
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else ""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import sqlalchemy as sa
 from flask import Flask, request
@@ -13,6 +12,7 @@ from engine.records.service import RecordService
 from engine.records.users import Users
 from engine.registry.model import Registry
 from web.auth import Tokens
+from web.i18n import normalize
 
 
 class Site:
@@ -73,11 +73,7 @@ def _utcnow():
 
 
 def _accept_language() -> str | None:
-    header = request.headers.get("Accept-Language", "")
-    if not header:
-        return None
-    first = header.split(",")[0].strip().lower()
-    return "zh" if first.startswith("zh") else ("en" if first.startswith("en") else None)
+    return normalize(request.headers.get("Accept-Language", "").split(",")[0])
 
 
 def create_app(registry: Registry, engine: sa.Engine) -> Flask:

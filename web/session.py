@@ -13,7 +13,7 @@ import os
 import secrets
 from pathlib import Path
 
-from flask import (Blueprint, Flask, current_app, g, redirect, render_template, request,
+from flask import (Blueprint, Flask, current_app, redirect, render_template, request,
                    session, url_for)
 from flask.sessions import SecureCookieSessionInterface
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from engine.expr import EvaluationError
+from engine.records.numbering import bump
 from engine.registry.model import AssignmentRule, Entity
 
 
@@ -66,15 +67,5 @@ def _pick(service, conn, entity: Entity, rule: AssignmentRule, values: dict) -> 
         candidates = _user_ids(service, conn, rule.users)
     if not candidates:
         return None
-    table = service.schema.engine["sequence"]
-    counter = f"assign:{entity.name}:{rule.index}"
-    if conn.execute(table.update().where(table.c.name == counter)
-                    .values(value=table.c.value + 1)).rowcount == 0:
-        try:
-            with conn.begin_nested():
-                conn.execute(table.insert().values(name=counter, value=1))
-        except sa.exc.IntegrityError:
-            conn.execute(table.update().where(table.c.name == counter)
-                         .values(value=table.c.value + 1))
-    turn = conn.execute(sa.select(table.c.value).where(table.c.name == counter)).scalar()
+    turn = bump(conn, service.schema, f"assign:{entity.name}:{rule.index}")
     return candidates[(int(turn) - 1) % len(candidates)]

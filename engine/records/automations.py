@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import replace
-from typing import Any
 
 import sqlalchemy as sa
 

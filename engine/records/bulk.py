@@ -19,7 +19,7 @@ from engine.errors import Forbidden, NotFound, RecordError, ValidationFailed
 from engine.records.access import Caller
 from engine.records.assignment import assign_owner
 from engine.records.messages import Message, text
-from engine.records.numbering import render
+from engine.records.numbering import bump, counter_name, render
 from engine.records.service import RecordService, now
 from engine.records.values import Invalid, coerce, to_json
 from engine.registry.model import Entity
@@ -215,17 +215,11 @@ def _claim_ids(conn, table: sa.Table, count: int) -> list[int]:
 
 def _claim_numbers(service, conn, entity: Entity, count: int, stamp) -> dict[str, list[str]]:
     numbers = {}
-    table = service.schema.engine["sequence"]
     for fld in entity.fields.values():
         if fld.type != "autonumber":
             continue
+        last = bump(conn, service.schema, counter_name(entity, fld, stamp), count)
         pattern = fld.number_pattern or "{seq:6}"
-        counter = f"{entity.name}.{fld.name}:{render(pattern, stamp, None)}"
-        result = conn.execute(table.update().where(table.c.name == counter)
-                              .values(value=table.c.value + count))
-        if result.rowcount == 0:
-            conn.execute(table.insert().values(name=counter, value=count))
-        last = conn.execute(sa.select(table.c.value).where(table.c.name == counter)).scalar()
         numbers[fld.name] = [render(pattern, stamp, n) for n in range(last - count + 1, last + 1)]
     return numbers
 

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import sqlalchemy as sa
 
 from engine.errors import BadRequest, NotFound
-from engine.records.access import SYSTEM, Caller
+from engine.records.access import Caller
 from engine.records.values import Invalid, coerce, to_json
 from engine.registry.fieldtypes import FIELD_KINDS
 from engine.registry.labels import Label
@@ -171,8 +171,7 @@ class Lister:
         if op == "contains":
             if fld.type not in TEXTUAL:
                 raise bad(param, "contains works on text fields only")
-            escaped = raw.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            return sa.func.lower(column).like(f"%{escaped}%", escape="\\")
+            return sa.func.lower(column).like(f"%{_escape(raw)}%", escape="\\")
         loose = dataclasses.replace(fld, min=None, max=None, max_length=None, pattern=None)
         if fld.type in ("multi_enum", "json"):
             raise bad(param, f"'{fld.name}' can only be filtered with isnull")
@@ -206,7 +205,7 @@ class Lister:
                 sa.func.lower(table.c[f]).like(f"%{_escape(term)}%", escape="\\")
                 for f in fields]) for term in text.split()[:10]])
         for term in text.split()[:10]:
-            escaped = term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            escaped = _escape(term)
             if sqlite and len(term) >= 3:
                 fts = fts_table(entity)
                 phrase = '"' + term.replace('"', '""') + '"'

@@ -28,20 +28,33 @@ def render(pattern: str, stamp: dt.datetime, seq: int | None) -> str:
     return _TOKEN.sub(replace, pattern)
 
 
-def next_number(conn, schema: Schema, entity: Entity, field: Field, stamp: dt.datetime) -> str:
-    """Claim the next number of `field` for a record created at `stamp`."""
-    pattern = field.number_pattern or "{seq:6}"
-    counter = f"{entity.name}.{field.name}:{render(pattern, stamp, None)}"
+def bump(conn, schema: Schema, counter: str, by: int = 1) -> int:
+    """Add `by` to a named counter in `crm_sequence` (creating it) and return its new value.
+
+    The row lock taken by the UPDATE serialises concurrent writers; two transactions creating
+    the same counter at once collide on its key, and the loser increments the winner's row.
+    """
     table = schema.engine["sequence"]
     for _ in range(3):
         result = conn.execute(table.update().where(table.c.name == counter)
-                              .values(value=table.c.value + 1))
+                              .values(value=table.c.value + by))
         if result.rowcount == 0:
             try:
                 with conn.begin_nested():
-                    conn.execute(table.insert().values(name=counter, value=1))
+                    conn.execute(table.insert().values(name=counter, value=by))
             except sa.exc.IntegrityError:
-                continue  # another transaction created the counter first: increment it
-        value = conn.execute(sa.select(table.c.value).where(table.c.name == counter)).scalar()
-        return render(pattern, stamp, int(value))
-    raise RuntimeError(f"could not claim a number for {entity.name}.{field.name}")
+                continue
+        return int(conn.execute(sa.select(table.c.value).where(table.c.name == counter))
+                   .scalar())
+    raise RuntimeError(f"could not claim from counter {counter}")
+
+
+def counter_name(entity: Entity, field: Field, stamp: dt.datetime) -> str:
+    pattern = field.number_pattern or "{seq:6}"
+    return f"{entity.name}.{field.name}:{render(pattern, stamp, None)}"
+
+
+def next_number(conn, schema: Schema, entity: Entity, field: Field, stamp: dt.datetime) -> str:
+    """Claim the next number of `field` for a record created at `stamp`."""
+    value = bump(conn, schema, counter_name(entity, field, stamp))
+    return render(field.number_pattern or "{seq:6}", stamp, value)

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping
 
 import sqlalchemy as sa
 
-from engine.errors import (BadRequest, Conflict, Forbidden, NotFound, PreconditionRequired, RecordError,
+from engine.errors import (BadRequest, Conflict, Forbidden, NotFound, PreconditionRequired,
                            ValidationFailed)
 from engine.expr import EvaluationError, to_cel
 from engine.records.access import SYSTEM, Access, Caller, access_for

@@ -175,8 +175,8 @@ def _field_steps(connection, entity: Entity, fld: Field, table: sa.Table, column
                 steps.append(Step(f"fill {tname}.{cname} with its default in {rows} existing "
                                   "rows", backfill))
             else:
-                steps.append(refusal(f"new required field on a table with rows that would be "
-                                     f"empty (give it a default)", rows, None))
+                steps.append(refusal("new required field on a table with rows that would be "
+                                     "empty (give it a default)", rows, None))
         return steps
 
     if old is None or fld.removed:

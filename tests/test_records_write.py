@@ -212,6 +212,27 @@ def test_audit_trail_in_the_same_transaction(world):
     assert rest[0]["action"] == "create" and end is None
 
 
+def test_creation_entry_shows_the_values_entered_then_even_after_later_changes(world):
+    admin = world.user("admin1", "admin")
+    rep = world.user("rep1", "rep")
+    record = world.service.create(admin, "account", {
+        "name": "Acme", "tier": "b", "secret": "s1", "credit_limit": "100", "founded":
+        "2001-02-03", "tags": ["vip"], "owner": rep.user_id})
+    world.service.update(admin, "account", record["id"], {"name": "Acme 2", "secret": None,
+                                                          "tags": ["new", "risky"]}, 1)
+    world.service.update(admin, "account", record["id"], {"tier": "c", "employees": 5}, 2)
+    world.service.update(admin, "account", record["id"], {"name": "Acme 3"}, 3)
+    history, _ = world.service.history(admin, "account", record["id"])
+    assert [h["action"] for h in history] == ["update", "update", "update", "create"]
+    assert history[-1]["changes"] == {
+        "name": [None, "Acme"], "tier": [None, "b"], "secret": [None, "s1"],
+        "credit_limit": [None, "100.00"], "founded": [None, "2001-02-03"], "tags": [None, ["vip"]],
+        "active": [None, True], "owner": [None, rep.user_id]}
+    rep_view, _ = world.service.history(rep, "account", record["id"])
+    assert "secret" not in rep_view[-1]["changes"]
+    assert rep_view[-1]["changes"]["name"] == [None, "Acme"]
+
+
 def test_hostile_values_are_bound_not_formatted(world):
     admin = world.user("admin1", "admin")
     evil = "x'); DROP TABLE e_account; --"

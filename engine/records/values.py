@@ -111,7 +111,7 @@ def _integer(field, raw):
     elif isinstance(raw, float) and raw.is_integer():
         value = int(raw)
     elif isinstance(raw, (str, Decimal)) and re.fullmatch(r"\s*[+-]?\d{1,19}\s*", str(raw)):
-        value = int(str(raw))
+        value = int(str(raw).strip())  # int() itself does not strip every \s (U+001F)
     else:
         raise Invalid(Message("not_integer"))
     if abs(value) > INTEGER_LIMIT:

@@ -24,7 +24,7 @@ import sqlalchemy as sa  # noqa: E402
 
 import engine  # noqa: E402
 from engine.records.access import SYSTEM  # noqa: E402
-from engine.records.bulk import write_rows  # noqa: E402
+from engine.storage.driver import write_rows  # noqa: E402
 from engine.records.listing import parse_query  # noqa: E402
 from engine.records.service import RecordService  # noqa: E402
 from engine.storage.database import connect  # noqa: E402

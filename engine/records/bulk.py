@@ -23,9 +23,10 @@ from engine.records.assignment import assign_owner
 from engine.records.messages import Message, text
 from engine.records.numbering import bump, counter_name, render
 from engine.records.service import RecordService, now
-from engine.records.rowplan import ColumnWriter, RowPlan
+from engine.records.rowplan import RowPlan
 from engine.registry.model import Entity
 from engine.storage.database import is_sqlite
+from engine.storage.driver import write_rows
 from engine.storage.search import fts_table
 
 
@@ -243,37 +244,6 @@ def _audit_and_index(service, conn, caller, entity: Entity, table: sa.Table, ids
         conn.execute(sa.insert(fts_table(entity)).from_select(
             ["rowid", *entity.search_fields],
             sa.select(table.c.id, *[table.c[f] for f in entity.search_fields]).where(new_rows)))
-
-
-def write_rows(conn, table: sa.Table, rows: list[dict], columns: list[str] | None = None,
-               same: Mapping[str, Any] | None = None) -> None:
-    """Insert already-validated rows at driver speed: COPY on PostgreSQL, executemany on SQLite.
-
-    `columns` are read from each row (default: the first row's keys); `same` holds values every
-    row shares (stamps, the acting user), converted once. Values pass through each column
-    type's own bind processor (`ColumnWriter`), so they are stored exactly as a normal
-    SQLAlchemy insert would store them.
-    """
-    if not rows:
-        return
-    columns = list(columns or rows[0])
-    writer = ColumnWriter(table, columns, conn.dialect, same or {})
-    data = writer.rows(rows)
-    names = writer.names
-    dialect = conn.dialect
-    if dialect.name == "postgresql":
-        quote = dialect.identifier_preparer.quote
-        cursor = conn.connection.driver_connection.cursor()
-        with cursor.copy(f"COPY {quote(table.name)} ({', '.join(quote(c) for c in names)}) "
-                         f"FROM STDIN") as copy:
-            for row in data:
-                copy.write_row(row)
-        return
-    compiled = table.insert().compile(dialect=dialect, column_keys=names)
-    order = [names.index(name) for name in compiled.positiontup]
-    if order != list(range(len(names))):
-        data = [[row[i] for i in order] for row in data]
-    conn.connection.driver_connection.cursor().executemany(compiled.string, data)
 
 
 def _refresh(service, conn, entity: Entity, records: list[dict], ids: list[int]) -> None:

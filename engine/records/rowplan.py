@@ -169,45 +169,6 @@ _MAKERS = {"string": _short_text, "email": _short_text, "phone": _short_text,
            "boolean": _boolean, "date": _date}
 
 
-class ColumnWriter:
-    """Rows as the driver takes them: the given columns read from each row, then the columns
-    every row shares (`same`), each value through its column type's own bind processor.
-
-    So a row is stored exactly as a normal SQLAlchemy insert would store it. Shared values are
-    converted once; processors that only re-type what the driver takes as it is (a bool) are
-    skipped.
-    """
-
-    def __init__(self, table: sa.Table, columns: list[str], dialect, same: Mapping[str, Any]):
-        self.columns = list(columns)
-        self.names = self.columns + [name for name in same if name not in self.columns]
-        processors = {}
-        for name in self.names:
-            column_type = table.c[name].type
-            if not isinstance(column_type, sa.Boolean):
-                processor = column_type._cached_bind_processor(dialect)
-                if processor is not None:
-                    processors[name] = processor
-        self.processors = [(i, processors[name]) for i, name in enumerate(self.columns)
-                           if name in processors]
-        self.shared = [_processed(processors.get(name), same[name])
-                       for name in self.names[len(self.columns):]]
-
-    def rows(self, records: list[Mapping]) -> list[list]:
-        columns, shared = self.columns, self.shared
-        data = [[*map(record.get, columns), *shared] for record in records]
-        for i, processor in self.processors:
-            for values in data:
-                value = values[i]
-                if value is not None:
-                    values[i] = processor(value)
-        return data
-
-
-def _processed(processor, value):
-    return processor(value) if processor is not None and value is not None else value
-
-
 class RowPlan:
     """The bulk path's check of ordinary rows, column by column over a batch.
 

@@ -26,6 +26,7 @@ from engine.registry.fieldtypes import FIELD_KINDS
 from engine.registry.labels import Label
 from engine.registry.model import SYSTEM_FIELDS, Entity, Field, Registry
 from engine.storage.database import is_sqlite, write_transaction
+from engine.storage.driver import DriverStatement, driver_insert
 from engine.storage.search import fts_table
 from engine.storage.tables import Schema, build_schema
 
@@ -64,7 +65,10 @@ class RecordService:
         self._uses_expressions = {name: self._has_expressions(e)
                                   for name, e in registry.entities.items()}
         # statements built once: SQLAlchemy then only looks their compiled form up
-        self._audit_insert = self.audit.insert()
+        self._audit_insert = driver_insert(
+            self.audit, ["entity", "record_id", "action", "user_id", "at", "changes"],
+            engine.dialect)
+        self._driver: dict[tuple, DriverStatement] = {}  # hot statements, compiled on first use
         self._updates = {
             name: table.update().where(table.c.id == sa.bindparam("_id"),
                                        table.c.version == sa.bindparam("_version"),
@@ -191,16 +195,29 @@ class RecordService:
         if read is None:
             raise self._not_found(caller, entity, record_id)
         if read == "own" and not entity.parent:
-            row = conn.execute(self._get_own[entity.name],
-                               {"_id": record_id, "_owner": caller.user_id}).mappings().first()
+            row = self._statement("get_own", entity.name).first(
+                conn, {"_id": record_id, "_owner": caller.user_id})
         else:
-            row = conn.execute(self._get_any[entity.name], {"_id": record_id}).mappings().first()
+            row = self._statement("get_any", entity.name).first(conn, {"_id": record_id})
         if row is None:
             raise self._not_found(caller, entity, record_id)
         record = self._row(entity, row)
         if with_lines:
             self._attach_lines(conn, caller, entity, [record])
         return self._visible(caller, entity, record)
+
+    def _statement(self, kind: str, entity_name: str, columns: tuple = ()) -> DriverStatement:
+        """A statement of the record paths, compiled for the driver once (storage/driver.py):
+        reading one record, updating one at its version."""
+        key = (kind, entity_name, columns)
+        statement = self._driver.get(key)
+        if statement is None:
+            source = {"get_any": self._get_any, "get_own": self._get_own,
+                      "update": self._updates}[kind][entity_name]
+            statement = DriverStatement(source, self.engine.dialect,
+                                        column_keys=list(columns) if columns else None)
+            self._driver[key] = statement
+        return statement
 
     def _visible(self, caller: Caller, entity: Entity, record: dict) -> dict:
         hidden = self.access(caller, entity).hidden
@@ -351,7 +368,7 @@ class RecordService:
         return int(record_id)
 
     def _unique_violation(self, entity: Entity, exc) -> ValidationFailed:
-        message = str(exc.orig)
+        message = str(getattr(exc, "orig", exc))
         for name in entity.fields:
             if f".{name}" in message or f"_{name}" in message or f'"{name}"' in message:
                 return ValidationFailed("1 field is invalid", {name: [text("not_unique")]})
@@ -385,15 +402,16 @@ class RecordService:
         stored.update(version=current["version"] + 1, updated_at=stamp,
                       updated_by=caller.user_id)
         params = {**stored, "_id": current["id"], "_version": current["version"]}
+        update = self._statement("update", entity.name, tuple(stored))
         try:
             if self._unique_columns[entity.name]:  # a savepoint only where a write can clash
                 with conn.begin_nested():
-                    result = conn.execute(self._updates[entity.name], params)
+                    count = update.rowcount(conn, params)
             else:
-                result = conn.execute(self._updates[entity.name], params)
-        except sa.exc.IntegrityError as exc:
+                count = update.rowcount(conn, params)
+        except (sa.exc.IntegrityError, conn.dialect.dbapi.IntegrityError) as exc:
             raise self._unique_violation(entity, exc) from None
-        if result.rowcount != 1:
+        if count != 1:
             latest = conn.execute(sa.select(table.c.version).where(
                 table.c.id == current["id"])).scalar()
             raise Conflict(text("conflict", caller.locale, current=latest), current_version=latest)
@@ -436,9 +454,15 @@ class RecordService:
             raise ValidationFailed("version must be a whole number",
                                    {"version": [text("not_integer", caller.locale)]}) from None
 
+    def readable(self, caller: Caller, entity: Entity, record: Mapping) -> bool:
+        """Whether `caller` may read `record` (read as the engine): what `get` would answer."""
+        read = self.access(caller, entity).read
+        return read == "all" or (read == "own" and (entity.parent is not None or
+                                                    record["owner"] == caller.user_id))
+
     def _check_row_access(self, caller: Caller, entity: Entity, record: dict, action: str):
         access = self.access(caller, entity)
-        if access.read is None or (access.read == "own" and record["owner"] != caller.user_id):
+        if not self.readable(caller, entity, record):
             raise self._not_found(caller, entity, record["id"])
         grant = getattr(access, action)
         if grant is None or (grant == "own" and record["owner"] != caller.user_id):
@@ -934,7 +958,7 @@ class RecordService:
 
     def _audit(self, conn, caller: Caller, entity: Entity, record_id: int, action: str,
                changes: dict, stamp: dt.datetime) -> None:
-        conn.execute(self._audit_insert, {"entity": entity.name, "record_id": record_id,
+        self._audit_insert.rowcount(conn, {"entity": entity.name, "record_id": record_id,
                                           "action": action, "user_id": caller.user_id,
                                           "at": stamp, "changes": changes})
 

@@ -88,9 +88,10 @@ class Transitions:
         data = dict(data or {})
         version = data.pop("version", version)
         workflow = self._workflow(caller, entity)
-        service.get(caller, entity.name, record_id, conn=conn, with_lines=False)  # 404 if unreadable
         # the whole record: require, guard and computed fields see fields hidden from the caller
         current = service.get(SYSTEM, entity.name, record_id, conn=conn)
+        if not service.readable(caller, entity, current):
+            raise service._not_found(caller, entity, record_id)
         transition = workflow.transitions.get(name)
         loc = caller.locale
         if transition is None:
@@ -112,18 +113,20 @@ class Transitions:
                                current_version=current["version"])
 
         # the request's own values first, checked like any update by this caller
+        values, lines = {}, {}
         if data:
             service._check_row_access(caller, entity, current, "update")
-        access = service.access(caller, entity)
-        values, lines, errors = service._prepare(conn, caller, entity, access, data, current)
-        service._raise(caller, errors)
+            access = service.access(caller, entity)
+            values, lines, errors = service._prepare(conn, caller, entity, access, data, current)
+            service._raise(caller, errors)
         merged = {**current, **values}
         missing = {f: [text("required", loc)] for f in transition.require
                    if not _filled(merged.get(f))}
         if missing:
             raise ValidationFailed(text("invalid_fields", loc, n=len(missing))
                                    if len(missing) > 1 else text("invalid_field", loc), missing)
-        scope = service._scope(conn, caller, entity, merged)
+        scope = service._scope(conn, caller, entity, merged) \
+            if transition.guard is not None or transition.set or transition.create else {}
         if transition.guard is not None:
             try:
                 ok = transition.guard.test(scope)

@@ -69,6 +69,11 @@ class RecordService:
             self.audit, ["entity", "record_id", "action", "user_id", "at", "changes"],
             engine.dialect)
         self._driver: dict[tuple, DriverStatement] = {}  # hot statements, compiled on first use
+        self._access: dict[tuple, Access] = {}
+        self._stored = {name: [(n, f) for n, f in entity.fields.items() if f.kind.stored]
+                        for name, entity in registry.entities.items()}
+        self._lines = {name: [(n, f) for n, f in entity.fields.items() if f.type == "lines"]
+                       for name, entity in registry.entities.items()}
         self._updates = {
             name: table.update().where(table.c.id == sa.bindparam("_id"),
                                        table.c.version == sa.bindparam("_version"),
@@ -133,6 +138,9 @@ class RecordService:
                     names |= expr.names
         for validation in entity.validations:
             names |= validation.rule.names
+        for section in entity.form_sections:
+            if section.visible_if is not None:
+                names |= section.visible_if.names
         return frozenset(n for n in names if n in entity.fields
                          and entity.fields[n].type == "reference")
 
@@ -145,7 +153,12 @@ class RecordService:
         return entity
 
     def access(self, caller: Caller, entity: Entity) -> Access:
-        return access_for(self.registry, caller, entity)
+        # grants follow from the roles alone, and the registry never changes: worked out once
+        key = (caller.system, tuple(caller.roles), entity.name)
+        found = self._access.get(key)
+        if found is None:
+            found = self._access[key] = access_for(self.registry, caller, entity)
+        return found
 
     def read_condition(self, caller: Caller, entity: Entity, table=None):
         """The SQL condition for records of `entity` the caller may read."""
@@ -169,9 +182,9 @@ class RecordService:
 
     def _row(self, entity: Entity, row: Mapping) -> dict[str, Any]:
         record = {c: row[c] for c in READABLE_SYSTEM}
-        for name, fld in entity.fields.items():
-            if fld.kind.stored:
-                record[name] = from_storage(fld, row[name])
+        for name, fld in self._stored[entity.name]:
+            value = row[name]
+            record[name] = None if value is None else from_storage(fld, value)
         if entity.parent:
             record["parent_id"] = row["parent_id"]
         return record
@@ -225,9 +238,7 @@ class RecordService:
 
     def _attach_lines(self, conn, caller, entity: Entity, records: list[dict]) -> None:
         ids = [r["id"] for r in records]
-        for name, fld in entity.fields.items():
-            if fld.type != "lines":
-                continue
+        for name, fld in self._lines[entity.name]:
             child = self.registry.entities[fld.child_entity]
             table = self.schema.entities[child.name]
             by_parent: dict[int, list] = {i: [] for i in ids}
@@ -528,6 +539,60 @@ class RecordService:
                     {"deleted_at": [None, to_json(None, stamp)]}, stamp)
         self.automations.on_event(conn, caller, entity, "deleted", current)
 
+    # ----------------------------------------------------------------- form states
+
+    def field_states(self, caller: Caller, entity_name: str, data: Mapping[str, Any],
+                     record_id=None) -> dict[str, dict[str, bool]]:
+        """Return {field: {"visible", "required", "read_only"}} for every field the caller
+        may see, for a record holding `data`: a new one, or record `record_id` with `data`
+        over it. `data` is read as `create`/`update` would read it, and the answers are the
+        ones their checks would act on; values they would refuse are left out, not reported.
+
+        `visible` is the field's `visible_if` and that of the form section showing it; the
+        service stores the values of invisible fields like any other. `read_only` is
+        judged on the record as stored (as `update` does), so it never depends on `data`.
+        """
+        entity = self.entity(entity_name)
+        access = self.access(caller, entity)
+        if entity.parent:
+            raise NotFound(f"no entity '{entity_name}'")
+        with self.engine.connect() as conn:
+            if record_id is None:
+                if access.create is None:
+                    if access.read is None:
+                        raise NotFound(f"no entity '{entity_name}'")
+                    raise self._deny(caller, entity, "create")
+                current = None
+            else:
+                current = self.get(SYSTEM, entity.name, record_id, conn=conn)
+                self._check_row_access(caller, entity, current, "update")
+            values, _ = self._convert(caller, entity, access, data, current, False, False,
+                                      lambda name, message: None)
+            merged = self._merge(conn, caller, entity, values, current, allow_state=False)
+            scope = self._scope(conn, caller, entity, merged)
+            self._compute(entity, scope, values, merged)
+            before = self._scope(conn, caller, entity, current) if current is not None else None
+        workflow = self.registry.workflow_by_entity.get(entity.name)
+        section_of: dict[str, Any] = {}
+        for section in entity.form_sections:
+            for name in section.fields:
+                section_of.setdefault(name, section)  # a field shows in its first section
+        states = {}
+        for name, fld in entity.fields.items():
+            if name in access.hidden:
+                continue
+            section = section_of.get(name)
+            visible = (fld.visible_if is None or _holds(fld.visible_if, scope)) and (
+                section is None or section.visible_if is None or
+                _holds(section.visible_if, scope))
+            read_only = not fld.writable or (name in access.read_only and not entity.parent) \
+                or (workflow is not None and name == workflow.field) \
+                or (before is not None and fld.read_only_if is not None and
+                    _holds(fld.read_only_if, before))
+            states[name] = {"visible": visible, "required": self._requires(fld, scope),
+                            "read_only": read_only}
+        return states
+
     # ----------------------------------------------------------------- preparing values
 
     def _prepare(self, conn, caller: Caller, entity: Entity, access: Access,
@@ -545,6 +610,50 @@ class RecordService:
         def fail(name: str, message: Message) -> None:
             errors.setdefault(prefix + name, []).append(message.render(loc))
 
+        values, lines = self._convert(caller, entity, access, data, current, allow_state,
+                                      trusted, fail)
+        if any(not k.startswith(prefix) or k[len(prefix):] not in entity.fields
+               for k in errors):
+            return values, lines, errors  # unknown or protected names: nothing else is checked
+
+        merged = self._merge(conn, caller, entity, values, current, allow_state)
+
+        # lines first: their computed amounts feed the parent's rollups and checks
+        line_values = {}
+        for name, items in lines.items():
+            child = self.registry.entities[entity.fields[name].child_entity]
+            existing = {l["id"]: l for l in (current or {}).get(name, [])}
+            prepared = []
+            for i, item in enumerate(items):
+                item = dict(item)
+                line_id = item.pop("id", None)
+                item.pop("version", None)
+                before = None
+                if line_id is not None:
+                    before = existing.get(_int_or_none(line_id))
+                    if before is None:
+                        fail(f"{name}[{i}]", Message("bad_line_id", id=line_id))
+                        continue
+                child_access = self.access(caller, child)
+                v, _, e = self._prepare(conn, caller, child, child_access, item, before,
+                                        prefix=f"{prefix}{name}[{i}].", deferred=deferred)
+                errors.update(e)
+                prepared.append((before, v))
+            line_values[name] = prepared
+        lines = line_values
+
+        scope = self._scope(conn, caller, entity, merged) if self._uses_expressions[entity.name] \
+            else {}
+        self._compute(entity, scope, values, merged)
+        self._validate(conn, caller, entity, merged, values, current, scope, fail,
+                       lambda name: prefix + name in errors, deferred, prefix)
+        return values, lines, errors
+
+    def _convert(self, caller: Caller, entity: Entity, access: Access, data: Mapping[str, Any],
+                 current: dict | None, allow_state: bool, trusted: bool,
+                 fail) -> tuple[dict, dict]:
+        """Convert each input value to its field's type, refusing (through `fail`) the names
+        the caller may not write; return (values, lines by field)."""
         if not isinstance(data, Mapping):
             raise ValidationFailed("the body must be an object of field values")
         workflow = self.registry.workflow_by_entity.get(entity.name)
@@ -588,10 +697,13 @@ class RecordService:
                 values[name] = coerce(fld, raw)
             except Invalid as exc:
                 fail(name, exc.message)
-        if any(not k.startswith(prefix) or k[len(prefix):] not in entity.fields
-               for k in errors):
-            return values, lines, errors  # unknown or protected names: nothing else is checked
+        return values, lines
 
+    def _merge(self, conn, caller: Caller, entity: Entity, values: dict, current: dict | None,
+               allow_state: bool) -> dict:
+        """Return the record as it would be stored: `current` with `values` over it and, on
+        create, the initial state and defaults of the fields not given (added to `values`)."""
+        workflow = self.registry.workflow_by_entity.get(entity.name)
         merged = dict(current or {})
         merged.update(values)
         if current is None:
@@ -612,33 +724,11 @@ class RecordService:
                     merged[name] = values[name]
         if workflow is not None and allow_state and workflow.field in values:
             merged[workflow.field] = values[workflow.field]
+        return merged
 
-        # lines first: their computed amounts feed the parent's rollups and checks
-        line_values = {}
-        for name, items in lines.items():
-            child = self.registry.entities[entity.fields[name].child_entity]
-            existing = {l["id"]: l for l in (current or {}).get(name, [])}
-            prepared = []
-            for i, item in enumerate(items):
-                item = dict(item)
-                line_id = item.pop("id", None)
-                item.pop("version", None)
-                before = None
-                if line_id is not None:
-                    before = existing.get(_int_or_none(line_id))
-                    if before is None:
-                        fail(f"{name}[{i}]", Message("bad_line_id", id=line_id))
-                        continue
-                child_access = self.access(caller, child)
-                v, _, e = self._prepare(conn, caller, child, child_access, item, before,
-                                        prefix=f"{prefix}{name}[{i}].", deferred=deferred)
-                errors.update(e)
-                prepared.append((before, v))
-            line_values[name] = prepared
-        lines = line_values
-
-        scope = self._scope(conn, caller, entity, merged) if self._uses_expressions[entity.name] \
-            else {}
+    @staticmethod
+    def _compute(entity: Entity, scope: dict, values: dict, merged: dict) -> None:
+        """Evaluate the computed fields in declaration order into values, merged and scope."""
         for name, fld in entity.fields.items():
             if fld.compute is not None:
                 try:
@@ -647,9 +737,6 @@ class RecordService:
                     result = None
                 values[name] = merged[name] = result
                 scope[name] = to_cel(result)
-        self._validate(conn, caller, entity, merged, values, current, scope, fail,
-                       lambda name: prefix + name in errors, deferred, prefix)
-        return values, lines, errors
 
     def _validate(self, conn, caller, entity: Entity, merged: dict, values: dict,
                   current: dict | None, scope: dict, fail, failed, deferred=None,
@@ -662,23 +749,12 @@ class RecordService:
                 continue
             value = merged.get(name)
             empty = value is None or value == "" or value == []
-            required = fld.required
-            if not required and fld.required_if is not None:
-                try:
-                    required = fld.required_if.test(scope)
-                except EvaluationError:
-                    required = False
-            if required and empty and fld.kind.writable and fld.compute is None \
-                    and not failed(name):
+            if empty and self._requires(fld, scope) and not failed(name):
                 fail(name, Message("required"))
             if fld.read_only_if is not None and name in values and current is not None \
-                    and values[name] != current.get(name):
-                try:
-                    locked = fld.read_only_if.test(before_scope)
-                except EvaluationError:
-                    locked = False
-                if locked:
-                    fail(name, Message("read_only"))
+                    and values[name] != current.get(name) and _holds(fld.read_only_if,
+                                                                     before_scope):
+                fail(name, Message("read_only"))
             if fld.type == "date" and value is not None and name in values:
                 for bound, key in ((fld.min, "min"), (fld.max, "max")):
                     if hasattr(bound, "evaluate"):  # min: "today()" and the like
@@ -713,6 +789,13 @@ class RecordService:
                 ok = False
             if not ok:
                 fail("__all__", Message("rule_failed", rule=validation.message))
+
+    @staticmethod
+    def _requires(fld: Field, scope: Mapping) -> bool:
+        """Whether an empty value of `fld` is refused for the record `scope` describes."""
+        required = fld.required or (fld.required_if is not None and
+                                    _holds(fld.required_if, scope))
+        return required and fld.kind.writable and fld.compute is None
 
     def _reference_ok(self, conn, caller: Caller, fld: Field, target_id: int) -> bool:
         if fld.to == "user":
@@ -970,6 +1053,14 @@ def to_json_line(entity: Entity, line: Mapping) -> dict:
 
 def _search_text(value) -> str | None:
     return None if value is None else str(value)
+
+
+def _holds(condition, scope: Mapping) -> bool:
+    """Whether a condition is true for `scope`; one that fails to evaluate does not hold."""
+    try:
+        return condition.test(scope)
+    except EvaluationError:
+        return False
 
 
 def _int_or_none(value):

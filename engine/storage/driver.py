@@ -96,16 +96,24 @@ class DriverStatement:
         self.processors = {name: processor for name, bind in compiled.binds.items()
                            if (processor := bind.type._cached_bind_processor(dialect))
                            is not None}
+        self.positional_processors = [(i, self.processors[name])
+                                      for i, name in enumerate(self.names or ())
+                                      if name in self.processors]
         self.dialect = dialect
         self.selected = list(getattr(statement, "selected_columns", ()))
         self.columns: list | None = None  # (name, result processor), known at the first read
 
     def _run(self, conn: sa.Connection, values: Mapping[str, Any]):
-        processors = self.processors
-        converted = {name: processors[name](value) if name in processors and value is not None
-                     else value for name, value in values.items()}
-        params = [converted[name] for name in self.names] if self.names is not None \
-            else converted
+        if self.names is not None:  # positional (SQLite)
+            params = [values[name] for name in self.names]
+            for i, processor in self.positional_processors:
+                if params[i] is not None:
+                    params[i] = processor(params[i])
+        else:
+            params = dict(values)
+            for name, processor in self.processors.items():
+                if params.get(name) is not None:
+                    params[name] = processor(params[name])
         cursor = conn.connection.driver_connection.cursor()
         cursor.execute(self.sql, params)
         return cursor

@@ -11,6 +11,7 @@ from engine.records.access import Caller
 from engine.records.service import RecordService
 from engine.records.users import Users
 from engine.registry.model import Registry
+from engine.storage.driver import DriverStatement
 from web.auth import Tokens
 from web.i18n import normalize
 
@@ -26,37 +27,41 @@ class Site:
         app = registry.app
         self.tokens = Tokens(engine, self.service.schema, app.token_days if app else 30)
         self.default_locale = app.locale if app else "en"
-        self._user_table = self.service.schema.engine["user"]
+        self._user_table = users = self.service.schema.engine["user"]
+        tokens, roles = self.tokens.tokens, self.service.schema.engine["user_role"]
+        # read on every request: compiled once (engine/storage/driver.py)
+        dialect = engine.dialect
+        self._user_by_id = DriverStatement(sa.select(users).where(
+            users.c.id == sa.bindparam("user_id"), users.c.active), dialect)
+        self._user_by_token = DriverStatement(
+            sa.select(users).join(tokens, tokens.c.user_id == users.c.id).where(
+                tokens.c.token_hash == sa.bindparam("token_hash"), tokens.c.revoked_at.is_(None),
+                tokens.c.expires_at > sa.bindparam("now"), users.c.active), dialect)
+        self._roles_of = DriverStatement(sa.select(roles.c.role).where(
+            roles.c.user_id == sa.bindparam("user_id")).order_by(roles.c.role), dialect)
 
     def caller(self, user_id: int) -> Caller:
         """The acting user; messages in their setting, else Accept-Language, else the site's."""
-        return self._caller(sa.select(self._user_table).where(
-            self._user_table.c.id == user_id, self._user_table.c.active))
+        return self._caller(self._user_by_id, {"user_id": user_id})
 
     def caller_for_token(self, token: str) -> Caller | None:
         """The user a valid API token belongs to, read together with the token."""
         from web.auth import _hash
-        tokens, users = self.tokens.tokens, self._user_table
-        query = sa.select(users).join(tokens, tokens.c.user_id == users.c.id).where(
-            tokens.c.token_hash == _hash(token), tokens.c.revoked_at.is_(None),
-            tokens.c.expires_at > sa.func.now() if self.engine.dialect.name != "sqlite"
-            else tokens.c.expires_at > _utcnow(), users.c.active)
         try:
-            return self._caller(query)
+            return self._caller(self._user_by_token,
+                                {"token_hash": _hash(token), "now": _utcnow()})
         except NotFound:
             return None
 
-    def _caller(self, query) -> Caller:
-        roles_table = self.service.schema.engine["user_role"]
+    def _caller(self, user_query: DriverStatement, params: dict) -> Caller:
         with self.engine.connect() as conn:
-            row = conn.execute(query).first()
+            row = user_query.first(conn, params)
             if row is None:
                 raise NotFound("no such active user")
-            roles = tuple(r for (r,) in conn.execute(
-                sa.select(roles_table.c.role).where(roles_table.c.user_id == row.id)
-                .order_by(roles_table.c.role)))
-        locale = row.locale or _accept_language() or self.default_locale
-        return Caller(row.id, roles, locale, row.username, row.display_name, row.email)
+            roles = tuple(r["role"] for r in self._roles_of.all(conn, {"user_id": row["id"]}))
+        locale = row["locale"] or _accept_language() or self.default_locale
+        return Caller(row["id"], roles, locale, row["username"], row["display_name"],
+                      row["email"])
 
     def active_users(self) -> list[dict]:
         table = self.service.schema.engine["user"]

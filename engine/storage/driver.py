@@ -120,18 +120,24 @@ class DriverStatement:
 
     def first(self, conn: sa.Connection, values: Mapping[str, Any]) -> dict | None:
         """The first row as {column: value}, or None."""
+        rows = self._read(conn, values, 1)
+        return rows[0] if rows else None
+
+    def all(self, conn: sa.Connection, values: Mapping[str, Any]) -> list[dict]:
+        """Every row, each as {column: value}."""
+        return self._read(conn, values, None)
+
+    def _read(self, conn, values, limit: int | None) -> list[dict]:
         cursor = self._run(conn, values)
-        row = cursor.fetchone()
-        if row is None:
-            cursor.close()
-            return None
-        if self.columns is None:  # a processor may depend on the type the driver reports
+        rows = cursor.fetchmany(limit) if limit else cursor.fetchall()
+        if rows and self.columns is None:  # a processor may depend on the type the driver reports
             self.columns = [
                 (column.key, column.type._cached_result_processor(self.dialect, described[1]))
                 for column, described in zip(self.selected, cursor.description)]
         cursor.close()
-        return {name: processor(value) if processor is not None else value
-                for (name, processor), value in zip(self.columns, row)}
+        columns = self.columns
+        return [{name: processor(value) if processor is not None and value is not None
+                 else value for (name, processor), value in zip(columns, row)} for row in rows]
 
     def rowcount(self, conn: sa.Connection, values: Mapping[str, Any]) -> int:
         """Run an UPDATE or DELETE; the number of rows it changed."""

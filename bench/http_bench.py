@@ -1,5 +1,6 @@
-"""Benchmark: GET one record over HTTP on one gunicorn worker, against a minimal hand-written
-Flask + SQLAlchemy Core endpoint returning the same JSON, measured in the same run.
+"""Benchmark: GET one record, GET a list page and POST a new record over HTTP on one gunicorn
+worker, against minimal hand-written Flask + SQLAlchemy Core endpoints returning the same JSON
+(the create writes its audit entry too), measured in the same run.
 
 Run by hand (needs gunicorn: pip install gunicorn):  python bench/http_bench.py [--seconds 10]
 The load comes from client threads in this process with keep-alive connections.
@@ -26,27 +27,74 @@ SITE = REPO / "tests" / "fixtures" / "sites" / "records"
 ROOT = REPO / "tests" / "fixtures" / "bare_root"
 
 BASELINE = textwrap.dedent('''
-    import os, sqlalchemy as sa
+    import datetime as dt, hashlib, json, os, sqlalchemy as sa
+    from decimal import Decimal, InvalidOperation
     from flask import Flask, jsonify, request
     engine = sa.create_engine(os.environ["CRM_DATABASE_URL"])
     table = sa.Table("e_product", sa.MetaData(), autoload_with=engine)
     tokens = sa.Table("crm_token", sa.MetaData(), autoload_with=engine)
+    audit = sa.Table("crm_audit", sa.MetaData(), autoload_with=engine)
     app = Flask(__name__)
+
+    def user_of(conn):
+        token = request.headers.get("Authorization", "")[7:]
+        row = conn.execute(sa.select(tokens.c.user_id).where(
+            tokens.c.token_hash == hashlib.sha256(token.encode()).hexdigest())).first()
+        return row[0] if row else None
+
+    def as_json(row):
+        return {k: (v.isoformat().replace("+00:00", "Z") + ("Z" if "+" not in v.isoformat()
+                                                             else "")
+                    if hasattr(v, "isoformat") else
+                    (f"{v:.2f}" if v is not None and k == "price" else v))
+                for k, v in row.items() if k != "deleted_at"}
+
     @app.get("/api/v1/product/<int:record_id>")
     def one(record_id):
-        import hashlib
-        token = request.headers.get("Authorization", "")[7:]
         with engine.connect() as conn:
-            ok = conn.execute(sa.select(tokens.c.user_id).where(
-                tokens.c.token_hash == hashlib.sha256(token.encode()).hexdigest())).first()
-            if ok is None:
+            if user_of(conn) is None:
                 return jsonify({"error": "unauthorized"}), 401
             row = conn.execute(sa.select(table).where(table.c.id == record_id,
                                                       table.c.deleted_at.is_(None))).mappings().first()
-        data = {k: (v.isoformat().replace("+00:00", "Z") if hasattr(v, "isoformat") else
-                    (str(v) if v is not None and k == "price" else v)) for k, v in row.items()
-                if k != "deleted_at"}
-        return jsonify({"data": data})
+        return jsonify({"data": as_json(row)})
+
+    @app.get("/api/v1/product")
+    def page():
+        with engine.connect() as conn:
+            if user_of(conn) is None:
+                return jsonify({"error": "unauthorized"}), 401
+            rows = conn.execute(sa.select(table).where(table.c.deleted_at.is_(None))
+                                .order_by(table.c.id).limit(51)).mappings().all()
+            total = conn.execute(sa.select(sa.func.count()).select_from(
+                sa.select(sa.literal(1)).select_from(table).where(table.c.deleted_at.is_(None))
+                .limit(10001).subquery())).scalar()
+        data = [as_json(r) for r in rows[:50]]
+        return jsonify({"data": data, "next_cursor": str(rows[49]["id"]) if len(rows) > 50
+                        else None, "total": total, "refs": {}})
+
+    @app.post("/api/v1/product")
+    def create():
+        body = request.get_json()
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > 255:
+            return jsonify({"error": "name"}), 422
+        try:
+            price = Decimal(str(body["price"])) if body.get("price") is not None else None
+        except InvalidOperation:
+            return jsonify({"error": "price"}), 422
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        with engine.begin() as conn:
+            user = user_of(conn)
+            if user is None:
+                return jsonify({"error": "unauthorized"}), 401
+            record_id = conn.execute(table.insert().values(
+                name=name.strip(), price=price, version=1, created_at=now, updated_at=now,
+                created_by=user, updated_by=user, owner=user)).inserted_primary_key[0]
+            conn.execute(audit.insert().values(entity="product", record_id=record_id,
+                                               action="create", user_id=user, at=now,
+                                               changes={}))
+            row = conn.execute(sa.select(table).where(table.c.id == record_id)).mappings().first()
+        return jsonify({"data": as_json(row)}), 201
 ''')
 
 ENGINE_APP = textwrap.dedent('''
@@ -64,19 +112,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def load(port: int, path: str, token: str, seconds: float, threads: int = 4) -> float:
+def load(port: int, method: str, path: str, token: str, seconds: float,
+         threads: int = 4) -> float:
     count = [0]
     stop = time.perf_counter() + seconds
     lock = threading.Lock()
+    body = json.dumps({"name": "Valve", "price": "3.20"}) if method == "POST" else None
+    expected = 201 if method == "POST" else 200
 
     def worker():
         conn = http.client.HTTPConnection("127.0.0.1", port)
         done = 0
         while time.perf_counter() < stop:
-            conn.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+            conn.request(method, path, body=body, headers={
+                "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
             response = conn.getresponse()
             response.read()
-            assert response.status == 200, response.status
+            assert response.status == expected, response.status
             done += 1
         with lock:
             count[0] += done
@@ -146,25 +198,28 @@ def main() -> None:
         (Path(tmp) / "engine_app.py").write_text(ENGINE_APP)
         env = dict(os.environ, CRM_SITE=str(SITE), CRM_DATABASE_URL=url,
                    PYTHONPATH=str(REPO), CRM_CONTENT_ROOT=str(ROOT))
-        path = f"/api/v1/product/{record['id']}"
+        for i in range(200):  # a list page needs more than one page of records
+            service.create(SYSTEM, "product", {"name": f"Part {i}", "price": f"{i}.50"})
+        cases = [("GET one record", "GET", f"/api/v1/product/{record['id']}"),
+                 ("GET a list page (50 rows, total)", "GET", "/api/v1/product"),
+                 ("POST a new record", "POST", "/api/v1/product")]
         results = {}
-        for name, module in (("engine (record service)", "engine_app"),
-                             ("hand-written Flask + Core", "baseline")):
+        for name, module in (("engine", "engine_app"), ("hand-written", "baseline")):
             process, port = serve(Path(tmp), module, env)
             try:
-                load(port, path, token, 1.0)  # warm up
-                results[name] = load_wrk(port, path, token, args.seconds) or \
-                    load(port, path, token, args.seconds)
+                for case, method, path in cases:
+                    load(port, method, path, token, 1.0)  # warm up
+                    results[name, case] = (None if method == "POST" else
+                                           load_wrk(port, path, token, args.seconds)) or \
+                        load(port, method, path, token, args.seconds)
             finally:
                 process.send_signal(signal.SIGTERM)
                 process.wait(timeout=10)
-    engine_rps = results["engine (record service)"]
-    base_rps = results["hand-written Flask + Core"]
-    print("| endpoint | requests/s | time per request vs hand-written |")
-    print("|---|---|---|")
-    print(f"| engine `GET /api/v1/product/<id>` | {engine_rps:,.0f} | "
-          f"{base_rps / engine_rps:.2f}x |")
-    print(f"| hand-written Flask + SQLAlchemy Core, same JSON | {base_rps:,.0f} | 1.00x |")
+    print("| request | engine requests/s | hand-written requests/s | time vs hand-written |")
+    print("|---|---|---|---|")
+    for case, _, _ in cases:
+        engine_rps, base_rps = results["engine", case], results["hand-written", case]
+        print(f"| {case} | {engine_rps:,.0f} | {base_rps:,.0f} | {base_rps / engine_rps:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -117,17 +117,24 @@ def users():
 
 # ---------------------------------------------------------------- records
 
-def record_json(entity, record: dict) -> dict:
-    registry = ctx().registry
+def record_json(entity, record: dict, registry=None) -> dict:
+    registry = registry or ctx().registry
+    fields = entity.fields
     out = {}
     for key, value in record.items():
-        field = entity.fields.get(key)
+        if value is None or value.__class__ in _AS_IS:  # most values: JSON as they are
+            out[key] = value
+            continue
+        field = fields.get(key)
         if field is not None and field.type == "lines":
             child = registry.entities[field.child_entity]
-            out[key] = [record_json(child, line) for line in value or []]
+            out[key] = [record_json(child, line, registry) for line in value or []]
         else:
             out[key] = to_json(field, value)
     return out
+
+
+_AS_IS = (str, int, bool)
 
 
 def entity_for(name: str):
@@ -152,7 +159,9 @@ def version_sent(data: dict):
 def list_records(entity):
     ent = entity_for(entity)
     page = ctx().service.list(g.caller, ent.name, parse_query(request.args.to_dict(flat=True)))
-    result = {"data": [record_json(ent, r) for r in page.data], "next_cursor": page.next_cursor,
+    registry = ctx().registry
+    result = {"data": [record_json(ent, r, registry) for r in page.data],
+              "next_cursor": page.next_cursor,
               "total": page.total, "refs": {k: {str(i): t for i, t in v.items()}
                                             for k, v in page.titles.items()}}
     if page.total_capped:

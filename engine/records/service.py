@@ -221,16 +221,32 @@ class RecordService:
 
     def _statement(self, kind: str, entity_name: str, columns: tuple = ()) -> DriverStatement:
         """A statement of the record paths, compiled for the driver once (storage/driver.py):
-        reading one record, updating one at its version."""
+        reading, inserting and updating one record, its search entry."""
         key = (kind, entity_name, columns)
         statement = self._driver.get(key)
         if statement is None:
-            source = {"get_any": self._get_any, "get_own": self._get_own,
-                      "update": self._updates}[kind][entity_name]
-            statement = DriverStatement(source, self.engine.dialect,
+            statement = DriverStatement(self._record_statement(kind, entity_name),
+                                        self.engine.dialect,
                                         column_keys=list(columns) if columns else None)
             self._driver[key] = statement
         return statement
+
+    def _record_statement(self, kind: str, entity_name: str):
+        table = self.schema.entities[entity_name]
+        if kind == "get_any":
+            return self._get_any[entity_name]
+        if kind == "get_own":
+            return self._get_own[entity_name]
+        if kind == "update":
+            return self._updates[entity_name]
+        if kind == "insert":
+            return table.insert().returning(table.c.id)
+        search = fts_table(self.registry.entities[entity_name])
+        if kind == "search_delete":
+            return sa.delete(search).where(search.c.rowid == sa.bindparam("_id"))
+        if kind == "search_insert":
+            return sa.insert(search)
+        raise ValueError(f"no record statement '{kind}'")
 
     def _visible(self, caller: Caller, entity: Entity, record: dict) -> dict:
         hidden = self.access(caller, entity).hidden
@@ -371,12 +387,16 @@ class RecordService:
         return self._visible(caller, entity, record)
 
     def _insert(self, conn, entity: Entity, table: sa.Table, row: dict) -> int:
+        insert = self._statement("insert", entity.name, tuple(row))
         try:
-            with conn.begin_nested():
-                record_id = conn.execute(table.insert().values(row)).inserted_primary_key[0]
-        except sa.exc.IntegrityError as exc:
+            if self._unique_columns[entity.name]:  # a savepoint only where a write can clash
+                with conn.begin_nested():
+                    inserted = insert.first(conn, row)
+            else:
+                inserted = insert.first(conn, row)
+        except (sa.exc.IntegrityError, conn.dialect.dbapi.IntegrityError) as exc:
             raise self._unique_violation(entity, exc) from None
-        return int(record_id)
+        return int(inserted["id"])
 
     def _unique_violation(self, entity: Entity, exc) -> ValidationFailed:
         message = str(getattr(exc, "orig", exc))
@@ -985,12 +1005,13 @@ class RecordService:
         if new is not None and old is not None and all(
                 new.get(f) == old.get(f) for f in entity.search_fields):
             return
-        fts = fts_table(entity)
         record_id = (new or old)["id"]
-        conn.execute(sa.delete(fts).where(fts.c.rowid == record_id))
+        if old is not None:
+            self._statement("search_delete", entity.name).rowcount(conn, {"_id": record_id})
         if new is not None:
-            conn.execute(sa.insert(fts).values(
-                rowid=record_id, **{f: _search_text(new.get(f)) for f in entity.search_fields}))
+            self._statement("search_insert", entity.name, ("rowid", *entity.search_fields)) \
+                .rowcount(conn, {"rowid": record_id, **{f: _search_text(new.get(f))
+                                                          for f in entity.search_fields}})
 
     # ----------------------------------------------------------------- audit
 

@@ -100,7 +100,7 @@ class DriverStatement:
                                       for i, name in enumerate(self.names or ())
                                       if name in self.processors]
         self.dialect = dialect
-        self.selected = list(getattr(statement, "selected_columns", ()))
+        self.selected = list(getattr(statement, "exported_columns", ()))  # SELECT or RETURNING
         self.columns: list | None = None  # (name, result processor), known at the first read
 
     def _run(self, conn: sa.Connection, values: Mapping[str, Any]):

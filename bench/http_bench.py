@@ -31,6 +31,12 @@ BASELINE = textwrap.dedent('''
     from decimal import Decimal, InvalidOperation
     from flask import Flask, jsonify, request
     engine = sa.create_engine(os.environ["CRM_DATABASE_URL"])
+
+    @sa.event.listens_for(engine, "connect")
+    def same_settings(dbapi_connection, record):  # as the engine's own SQLite connections
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
     table = sa.Table("e_product", sa.MetaData(), autoload_with=engine)
     tokens = sa.Table("crm_token", sa.MetaData(), autoload_with=engine)
     audit = sa.Table("crm_audit", sa.MetaData(), autoload_with=engine)

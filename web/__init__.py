@@ -93,6 +93,8 @@ def create_app(registry: Registry, engine: sa.Engine) -> Flask:
     app.before_request(authenticate)
     from web.ui import html_error, register_ui
     register_ui(app)
+    from web.dashboards import register_dashboards
+    register_dashboards(app)
 
     def is_api() -> bool:
         return request.path.startswith("/api/")

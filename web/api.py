@@ -242,6 +242,12 @@ def report(name):
     return jsonify(run_report(ctx().service, g.caller, name, request.args.to_dict(flat=True)))
 
 
+@api.get("/dashboards/<name>")
+def dashboard(name):
+    from engine.records.dashboards import dashboard_data
+    return jsonify({"data": dashboard_data(ctx().service, g.caller, name)})
+
+
 # ---------------------------------------------------------------- notifications and meta
 
 @api.get("/notifications")

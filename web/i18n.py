@@ -6,6 +6,13 @@ LOCALES = ("en", "zh")
 
 STRINGS: dict[str, dict[str, str]] = {
     "app": {"en": "CRM", "zh": "客户管理"},
+    "dashboards": {"en": "Dashboards", "zh": "仪表板"},
+    "no_dashboards": {"en": "No dashboard is shared with your roles.",
+                      "zh": "没有与您的角色共享的仪表板。"},
+    "widget_unavailable": {"en": "You may not see the data of this widget.",
+                           "zh": "您无权查看此组件的数据。"},
+    "export_csv": {"en": "Export CSV", "zh": "导出 CSV"},
+    "clear_filters": {"en": "Clear filters", "zh": "清除筛选"},
     "sign_in": {"en": "Sign in", "zh": "登录"},
     "sign_out": {"en": "Sign out", "zh": "退出登录"},
     "username": {"en": "Username", "zh": "用户名"},
@@ -71,6 +78,49 @@ STRINGS: dict[str, dict[str, str]] = {
     "owner": {"en": "Owner", "zh": "负责人"},
     "lang_en": {"en": "English", "zh": "English"},
     "lang_zh": {"en": "中文", "zh": "中文"},
+    # the kanban board (web/kanban.py)
+    "board": {"en": "Board", "zh": "看板"},
+    "list_view": {"en": "List", "zh": "列表"},
+    "board_hint": {"en": "Drag a card to another column, or pick a step on the card.",
+                   "zh": "将卡片拖到其他列，或在卡片上选择操作。"},
+    "no_cards": {"en": "Nothing here.", "zh": "暂无记录。"},
+    "board_more": {"en": "Showing the first {n}.", "zh": "仅显示前 {n} 条。"},
+    "move": {"en": "Move", "zh": "移动"},
+    "move_to": {"en": "Move to", "zh": "移动到"},
+    "moved": {"en": "“{title}” moved to {state}.", "zh": "“{title}”已移至“{state}”。"},
+    "move_refused": {"en": "“{title}” was not moved:", "zh": "“{title}”未能移动："},
+    "open_record": {"en": "Open the record to correct it.", "zh": "打开记录进行修改。"},
+    "choose_move": {"en": "Choose where to move the card.", "zh": "请选择要移动到的位置。"},
+    "choose_transition": {"en": "Several steps lead from {source} to {target}. "
+                                "Choose one for “{title}”:",
+                          "zh": "从“{source}”到“{target}”有多个操作，请为“{title}”选择一个："},
+    "unknown_state": {"en": "There is no column “{state}”.", "zh": "没有“{state}”这一列。"},
+    "no_transition_to": {"en": "No step leads from {source} to {target}.",
+                         "zh": "没有从“{source}”到“{target}”的流程操作。"},
+    "no_permitted_transition_to": {"en": "You may not move this record from {source} to "
+                                         "{target}.",
+                                   "zh": "您无权将此记录从“{source}”移到“{target}”。"},
+    # owner change and deletion on the record page (web/record_actions.py)
+    "manage": {"en": "Owner and deletion", "zh": "负责人与删除"},
+    "change_owner": {"en": "Change owner", "zh": "更改负责人"},
+    "owner_changed": {"en": "The owner was changed.", "zh": "负责人已更改。"},
+    "delete": {"en": "Delete", "zh": "删除"},
+    "delete_confirm": {"en": "Delete “{title}”? It disappears from lists, searches and boards.",
+                       "zh": "确定删除“{title}”吗？删除后它将不再出现在列表、搜索和看板中。"},
+    "delete_confirm_button": {"en": "Yes, delete", "zh": "确认删除"},
+    "deleted": {"en": "{entity} “{title}” was deleted.", "zh": "{entity}“{title}”已删除。"},
+    "delete_refused": {"en": "This record cannot be deleted: {reason}",
+                       "zh": "无法删除此记录：{reason}"},
+    # live form rules and the reference picker (web/forms.py, static/forms.js)
+    "session_ended": {"en": "Your session has ended. Sign in again.",
+                      "zh": "会话已结束，请重新登录。"},
+    "picker_placeholder": {"en": "Type to search", "zh": "输入以搜索"},
+    "picker_id_hint": {"en": "Enter the record's ID.", "zh": "请输入记录编号（ID）。"},
+    "picker_browse": {"en": "Find it in the list", "zh": "在列表中查找"},
+    "picker_no_match": {"en": "No matching records.", "zh": "没有匹配的记录。"},
+    "picker_count": {"en": "{n} matches; use the arrow keys and Enter to choose.",
+                     "zh": "找到 {n} 条，用方向键和回车键选择。"},
+    "picker_failed": {"en": "The search failed. Try again.", "zh": "搜索失败，请重试。"},
 }
 
 

@@ -157,6 +157,12 @@ def openapi_document(ctx) -> dict:
                               "get": {"summary": "Run a report",
                                       "responses": {"200": {"description": "columns and rows"},
                                                     "403": error, "404": error}}},
+        "/dashboards/{dashboard}": {
+            "parameters": [{"name": "dashboard", "in": "path", "required": True,
+                            "schema": {"type": "string"}}],
+            "get": {"summary": "A dashboard the caller may see, with every widget's data",
+                    "responses": {"200": {"description": "label and widgets"},
+                                  "404": error}}},
         "/notifications/read": {"post": {"summary": "Mark notifications read",
                                          "responses": {"200": {"description": "marked"}}}},
         "/openapi.json": {"get": {"summary": "This document",

@@ -13,7 +13,7 @@ from decimal import Decimal
 from flask import (Blueprint, Flask, current_app, g, redirect, render_template, request,
                    url_for)
 
-from engine.errors import NotFound, RecordError
+from engine.errors import BadRequest, NotFound, RecordError
 from engine.records.listing import Lister, parse_query, system_field
 from engine.records.values import to_json
 from engine.registry.labels import words
@@ -23,7 +23,9 @@ from web.session import current_caller, setup as setup_session, ui_locale
 
 ui = Blueprint("ui", __name__)
 SKIPPED_INPUT = ("lines", "rollup", "autonumber")
-REFERENCE_CHOICES = 200
+# a reference whose target has more readable records than this gets the searchable picker
+# (web/forms.py) instead of a select: a longer select is unusable on a phone
+REFERENCE_CHOICES = 50
 STATUS_TEXT = {400: "error_400", 403: "error_403", 404: "error_404", 405: "error_405",
                409: "error_409", 413: "error_413", 500: "error_500"}
 
@@ -36,7 +38,14 @@ def register_ui(app: Flask) -> None:
     """Install sessions, the UI blueprint and its template helpers on the app."""
     setup_session(app)
     app.jinja_env.globals["t"] = t
+    # imported here, not at the top: they build on this module, and their routes must join
+    # the blueprint before it is registered
+    from web import kanban, record_actions
+    kanban.setup(app)
+    record_actions.setup(app)
     app.register_blueprint(ui)
+    from web.forms import forms  # JSON helpers of the forms, with their own JSON errors
+    app.register_blueprint(forms)
 
 
 # ---------------------------------------------------------------- errors
@@ -198,14 +207,21 @@ def list_view(entity):
     q = request.args.get("q", "").strip()
     sort = request.args.get("sort", "").strip()
     cursor = request.args.get("cursor", "").strip()
-    params = {"limit": "50"}
+    # filters as the API writes them (stage=won, amount__gte=100), e.g. from a dashboard's
+    # chart; they stay on every sort and page link
+    filters = {k: v for k, v in request.args.items()
+               if k not in ("q", "sort", "cursor", "limit", "fields", "count")}
+    params = {**filters, "limit": "50"}
     if q:
         params["q"] = q
     if sort:
         params["sort"] = sort
     if cursor:
         params["cursor"] = cursor
-    result = site().service.list(caller, ent.name, parse_query(params))
+    try:
+        result = site().service.list(caller, ent.name, parse_query(params))
+    except BadRequest as exc:
+        return html_error(400, exc.message)
     columns = [c for c in ent.list_columns if c not in access.hidden] or [ent.title]
     headers = []
     for name in columns:
@@ -214,18 +230,32 @@ def list_view(entity):
         target = f"-{name}" if sort == name else name
         headers.append({"name": name, "label": field_label(ent, name, loc),
                         "sort_url": url_for("ui.list_view", entity=ent.name, q=q or None,
-                                            sort=target) if sortable else None,
+                                            sort=target, **filters) if sortable else None,
                         "sorted": "asc" if sort == name else ("desc" if sort == f"-{name}"
                                                              else None)})
     rows = [{"id": r["id"], "cells": [display(ent, c, r.get(c), result.titles, loc)
                                       for c in columns]} for r in result.data]
     next_url = url_for("ui.list_view", entity=ent.name, q=q or None, sort=sort or None,
-                       cursor=result.next_cursor) if result.next_cursor else None
-    first_url = url_for("ui.list_view", entity=ent.name, q=q or None, sort=sort or None) \
-        if cursor else None
+                       cursor=result.next_cursor, **filters) if result.next_cursor else None
+    first_url = url_for("ui.list_view", entity=ent.name, q=q or None, sort=sort or None,
+                        **filters) if cursor else None
+    shown_filters = [{"key": key, "label": _filter_label(ent, key, loc), "value": value}
+                     for key, value in filters.items()]
     return page("list.html", entity=ent, title=entity_plural(ent, loc), headers=headers,
                 rows=rows, q=q, sort=sort, total=result.total, next_url=next_url,
-                first_url=first_url, can_create=access.create is not None)
+                first_url=first_url, can_create=access.create is not None,
+                filters=shown_filters,
+                clear_url=url_for("ui.list_view", entity=ent.name) if filters else None)
+
+
+_OPERATOR_SIGNS = {"ne": "≠", "lt": "<", "lte": "≤", "gt": ">", "gte": "≥", "in": "∈",
+                   "contains": "∋", "isnull": "= ∅"}
+
+
+def _filter_label(entity: Entity, key: str, locale: str) -> str:
+    name, _, op = key.partition("__")
+    label = field_label(entity, name, locale) if name in entity.fields else name
+    return f"{label} {_OPERATOR_SIGNS.get(op, '=')}"
 
 
 # ---------------------------------------------------------------- forms
@@ -306,8 +336,9 @@ def to_input(fld: Field, value, errors: dict, locale: str):
     return value
 
 
-def choices(caller, fld: Field, current) -> list[tuple[str, str]]:
-    """(value, label) options of a select: enum options or readable referenced records."""
+def choices(caller, fld: Field, current) -> list[tuple[str, str]] | None:
+    """(value, label) options of a select: enum options, active users or the readable
+    referenced records; None when the target has more records than a select should list."""
     loc = caller.locale
     if fld.type == "enum":
         return [(o.value, o.label.get(loc)) for o in fld.options]
@@ -319,21 +350,85 @@ def choices(caller, fld: Field, current) -> list[tuple[str, str]]:
     else:
         target = site().registry.entities[fld.to]
         try:
-            records = site().service.list(
-                caller, target.name, parse_query({"limit": str(REFERENCE_CHOICES)})).data
+            page = site().service.list(
+                caller, target.name, parse_query({"limit": str(REFERENCE_CHOICES)}))
         except RecordError:
-            records = []
-        found = [(str(r["id"]), str(r.get(target.title) if r.get(target.title) is not None
-                                    else f"#{r['id']}")) for r in records]
+            page = None
+        if page is not None and page.next_cursor:
+            return None
+        found = [(str(r["id"]), choice_label(target, r)) for r in (page.data if page else [])]
     if current not in ("", None) and str(current) not in {v for v, _ in found}:
         found.append((str(current), f"#{current}"))
     return found
 
 
-def build_form(caller, entity: Entity, values: dict, errors: dict) -> list[dict]:
-    """Sections of widgets, each with its value and the messages for its field."""
+def choice_label(entity: Entity, record: dict) -> str:
+    """A referenced record as a select or the picker names it: its title, else #id."""
+    value = record.get(entity.title)
+    return str(value) if value is not None else f"#{record['id']}"
+
+
+def reference_label(caller, fld: Field, value) -> str:
+    """The label of the record a reference's form value names, as far as the caller may
+    read it ("" for a value that is no id)."""
+    try:
+        record_id = int(value)
+    except (TypeError, ValueError):
+        return ""
+    target = site().registry.entities[fld.to]
+    try:
+        found = site().service.list(caller, target.name,
+                                    parse_query({"id": str(record_id), "limit": "1"})).data
+    except RecordError:
+        found = []
+    return choice_label(target, found[0]) if found else f"#{record_id}"
+
+
+class FormSections(list):
+    """A form's sections, and where the form's rules are evaluated again while the person
+    edits it (None when no field or section of the entity has a rule)."""
+
+    def __init__(self, sections: list[dict], state_url: str | None):
+        super().__init__(sections)
+        self.state_url = state_url
+
+
+def form_changes(fields: list[Field], values: dict, record: dict | None, errors: dict,
+                 locale: str) -> dict:
+    """The record service input a form's values stand for: every field of a new record; of
+    an existing `record` only the changed ones, so unchanged values are not rewritten."""
+    data = {}
+    for fld in fields:
+        value = values[fld.name]
+        if record is None or value != form_value(fld, record.get(fld.name)):
+            data[fld.name] = to_input(fld, value, errors, locale)
+    return data
+
+
+def form_states(caller, entity: Entity, fields: list[Field], values: dict,
+                record: dict | None = None) -> dict:
+    """The record service's field states for a form holding `values` (`record`: the stored
+    record being edited): the answers its checks give when the form is saved."""
+    data = form_changes(fields, values, record, {}, caller.locale)
+    return site().service.field_states(caller, entity.name, data,
+                                       record["id"] if record is not None else None)
+
+
+def has_rules(entity: Entity) -> bool:
+    """Whether anything on the entity's form depends on a rule (visible_if and the like)."""
+    return any(f.visible_if or f.required_if or f.read_only_if
+               for f in entity.fields.values()) or any(s.visible_if for s in entity.form_sections)
+
+
+def build_form(caller, entity: Entity, values: dict, errors: dict,
+               record: dict | None = None) -> FormSections:
+    """Sections of widgets, each with its value, its state (visible, required, read-only,
+    as the record service judges them for these values) and the messages for its field."""
     loc = caller.locale
     fields = {f.name: f for f in input_fields(caller, entity)}
+    values = {name: values.get(name, form_value(fld, record.get(name) if record else None))
+              for name, fld in fields.items()}
+    states = form_states(caller, entity, list(fields.values()), values, record)
     sections, placed = [], set()
     layout = [(s.label.get(loc), s.fields) for s in entity.form_sections] or \
         [(t("details", loc), tuple(entity.fields))]
@@ -344,29 +439,44 @@ def build_form(caller, entity: Entity, values: dict, errors: dict) -> list[dict]
             if fld is None or name in placed:
                 continue
             placed.add(name)
-            value = values.get(name, form_value(fld, None))
-            items.append({"name": name, "label": fld.label.get(loc), "widget": widget(fld),
-                          "type": fld.type, "value": value, "required": fld.required,
-                          "help": fld.help.get(loc) if fld.help else None,
-                          "step": _step(fld),
-                          "choices": choices(caller, fld, value)
-                          if fld.type in ("enum", "multi_enum", "reference") else None,
-                          "errors": errors.get(name, [])})
+            items.append(_form_item(caller, entity, fld, values[name], errors, states, True))
         if items:
             sections.append({"label": label, "fields": items})
     rest = [f for n, f in fields.items() if n not in placed]
     if rest:
-        sections.append({"label": t("details", loc), "fields": []})
-        for fld in rest:
-            value = values.get(fld.name, form_value(fld, None))
-            sections[-1]["fields"].append({
-                "name": fld.name, "label": fld.label.get(loc), "widget": widget(fld),
-                "type": fld.type, "value": value, "required": fld.required, "help": None,
-                "step": _step(fld),
-                "choices": choices(caller, fld, value)
-                if fld.type in ("enum", "multi_enum", "reference") else None,
-                "errors": errors.get(fld.name, [])})
-    return sections
+        sections.append({"label": t("details", loc), "fields": [
+            _form_item(caller, entity, fld, values[fld.name], errors, states, False)
+            for fld in rest]})
+    for section in sections:
+        section["visible"] = any(f["visible"] for f in section["fields"])
+    state_url = None
+    if has_rules(entity):
+        state_url = url_for("forms.form_state", entity=entity.name) if record is None else \
+            url_for("forms.form_state", entity=entity.name, record_id=record["id"])
+    return FormSections(sections, state_url)
+
+
+def _form_item(caller, entity: Entity, fld: Field, value, errors: dict, states: dict,
+               with_help: bool) -> dict:
+    loc = caller.locale
+    state = states[fld.name]
+    kind = widget(fld)
+    options = choices(caller, fld, value) \
+        if fld.type in ("enum", "multi_enum", "reference") else None
+    picker = None
+    if fld.type == "reference" and options is None:
+        kind = "picker"
+        picker = {"url": url_for("forms.reference_choices", entity=entity.name,
+                                 field=fld.name),
+                  "label": reference_label(caller, fld, value),
+                  "list_url": url_for("ui.list_view", entity=fld.to)}
+    messages = errors.get(fld.name, [])
+    return {"name": fld.name, "label": fld.label.get(loc), "widget": kind, "type": fld.type,
+            "value": value, "required": state["required"], "read_only": state["read_only"],
+            # a field with a message stays in view, so that no refusal is hidden
+            "visible": state["visible"] or bool(messages),
+            "help": fld.help.get(loc) if with_help and fld.help else None,
+            "step": _step(fld), "choices": options, "picker": picker, "errors": messages}
 
 
 def _step(fld: Field) -> str | None:
@@ -402,7 +512,7 @@ def new_record(entity):
     status = 200
     if request.method == "POST":
         values = {f.name: submitted(f, request.form) for f in fields}
-        data = {f.name: to_input(f, values[f.name], errors, loc) for f in fields}
+        data = form_changes(fields, values, None, errors, loc)
         if not errors:
             try:
                 record = site().service.create(caller, ent.name, data)
@@ -490,7 +600,7 @@ def record_page(ent: Entity, record_id: int, *, status: int = 200, values=None, 
     if can_update:
         current = {f.name: form_value(f, record.get(f.name)) for f in input_fields(caller, ent)}
         current.update(values or {})
-        sections = build_form(caller, ent, current, errors or {})
+        sections = build_form(caller, ent, current, errors or {}, record)
     title_value = record.get(ent.title)
     heading = display(ent, ent.title, title_value, titles, loc) if ent.title in record \
         else f"#{record['id']}"
@@ -543,10 +653,7 @@ def update_record(entity, record_id):
     fields = input_fields(caller, ent)
     values = {f.name: submitted(f, request.form) for f in fields}
     errors: dict = {}
-    data = {}
-    for fld in fields:  # only what the person changed: unchanged values are not rewritten
-        if values[fld.name] != form_value(fld, current.get(fld.name)):
-            data[fld.name] = to_input(fld, values[fld.name], errors, loc)
+    data = form_changes(fields, values, current, errors, loc)
     if errors:
         return record_page(ent, record_id, status=422, values=values, errors=errors,
                            top_errors=[t("fix_errors", loc)])

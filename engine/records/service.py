@@ -586,8 +586,9 @@ class RecordService:
             else:
                 current = self.get(SYSTEM, entity.name, record_id, conn=conn)
                 self._check_row_access(caller, entity, current, "update")
-            values, _ = self._convert(caller, entity, access, data, current, False, False,
-                                      lambda name, message: None)
+            # a refused value is left out here; saving the form reports it
+            values, _ = self._convert(caller, entity, access, data, current, allow_state=False,
+                                      trusted=False, fail=lambda name, message: None)
             merged = self._merge(conn, caller, entity, values, current, allow_state=False)
             scope = self._scope(conn, caller, entity, merged)
             self._compute(entity, scope, values, merged)

@@ -70,7 +70,7 @@ def export_rows(service, caller: Caller, entity_name: str) -> Iterator[list]:
             return
 
 
-def _cell_text(value) -> str:
+def cell_text(value) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -86,7 +86,7 @@ def write_csv(rows: Iterator[list], out) -> int:
     writer = csv.writer(out, lineterminator="\r\n")
     count = -1
     for row in rows:
-        writer.writerow([_cell_text(v) for v in row])
+        writer.writerow([cell_text(v) for v in row])
         count += 1
     return count
 
@@ -109,7 +109,7 @@ def write_xlsx(rows: Iterator[list], path: Path, title: str) -> int:
                 continue
             else:
                 cell = sheet.cell(r, c)
-                cell.value = _cell_text(value)
+                cell.value = cell_text(value)
                 cell.data_type = TYPE_STRING  # a text value is never a formula
         count += 1
     workbook.save(path)

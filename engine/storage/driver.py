@@ -120,20 +120,31 @@ class DriverStatement:
 
     def first(self, conn: sa.Connection, values: Mapping[str, Any]) -> dict | None:
         """The first row as {column: value}, or None."""
-        rows = self._read(conn, values, 1)
-        return rows[0] if rows else None
+        cursor = self._run(conn, values)
+        row = cursor.fetchone()
+        if row is not None and self.columns is None:
+            self._describe(cursor)
+        cursor.close()
+        if row is None:
+            return None
+        return {name: processor(value) if processor is not None and value is not None
+                else value for (name, processor), value in zip(self.columns, row)}
 
     def all(self, conn: sa.Connection, values: Mapping[str, Any]) -> list[dict]:
         """Every row, each as {column: value}."""
-        return self._read(conn, values, None)
+        return self._read(conn, values)
 
-    def _read(self, conn, values, limit: int | None) -> list[dict]:
+    def _describe(self, cursor) -> None:
+        # a result processor may depend on the type the driver reports (PostgreSQL numerics)
+        self.columns = [
+            (column.key, column.type._cached_result_processor(self.dialect, described[1]))
+            for column, described in zip(self.selected, cursor.description)]
+
+    def _read(self, conn, values) -> list[dict]:
         cursor = self._run(conn, values)
-        rows = cursor.fetchmany(limit) if limit else cursor.fetchall()
-        if rows and self.columns is None:  # a processor may depend on the type the driver reports
-            self.columns = [
-                (column.key, column.type._cached_result_processor(self.dialect, described[1]))
-                for column, described in zip(self.selected, cursor.description)]
+        rows = cursor.fetchall()
+        if rows and self.columns is None:
+            self._describe(cursor)
         cursor.close()
         columns = self.columns
         return [{name: processor(value) if processor is not None and value is not None

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import World
 from test_browser import browser, sign_in  # noqa: F401 - the module's Chromium fixture
-from web.ui import REFERENCE_CHOICES
+from web.formfields import REFERENCE_CHOICES
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ def _yaml_files(*folders):
         yield from sorted(p for p in Path(folder).rglob("*.yaml") if p.name != "expected.txt")
 
 
-VALID = list(_yaml_files(REPO / "metadata", REPO / "industry_packs", FIXTURES / "root"))
+VALID = list(_yaml_files(REPO / "metadata", REPO / "industry_packs", FIXTURES / "root",
+                         FIXTURES / "sites" / "analytics"))
 
 
 @pytest.mark.parametrize("path", VALID, ids=lambda p: str(p.relative_to(REPO)))
@@ -38,6 +39,16 @@ INVALID = {
                                      "initial": "x", "states": {"x": {}}},
     "report with a bad chart": {"report": "r", "entity": "a", "measures": {"n": {"agg": "count"}},
                                 "chart": "donut"},
+    "report without measures or kind": {"report": "r", "entity": "a"},
+    "measure over related records without the reference field": {
+        "report": "r", "entity": "a", "measures": {"n": {"agg": "count", "of": "payment"}}},
+    "report of an unknown kind": {"report": "r", "entity": "a", "kind": "cohort"},
+    "rfm report without its date": {"report": "r", "entity": "a", "kind": "rfm",
+                                    "customer": "c", "amount": "t"},
+    "basket report with a support above 1": {"report": "r", "entity": "a", "kind": "basket",
+                                             "lines": "l", "product": "p", "min_support": 2},
+    "forecast report too far ahead": {"report": "r", "entity": "a", "kind": "forecast",
+                                      "date": "d", "months": 100},
     "roles with a bad access value": {"roles": {"r": {"entities": {"a": {"read": "mine"}}}}},
     "automation with two actions in one step": {
         "automation": "x", "entity": "a", "when": {"event": "created"},

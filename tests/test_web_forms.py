@@ -166,8 +166,8 @@ def make_accounts(client, owner, count, prefix="Company"):
 
 
 def test_many_records_get_the_picker_few_get_a_select(ui, monkeypatch):
-    import web.ui
-    monkeypatch.setattr(web.ui, "REFERENCE_CHOICES", 3)
+    import web.formfields
+    monkeypatch.setattr(web.formfields, "REFERENCE_CHOICES", 3)
     sign_in(ui, "rep")
     make_accounts(ui, "rep", 3)
     page = html(ui.get("/deal/new"))
@@ -216,8 +216,8 @@ def test_the_picker_serves_reference_fields_only(ui):
 
 
 def test_markup_in_titles_stays_text(ui, monkeypatch):
-    import web.ui
-    monkeypatch.setattr(web.ui, "REFERENCE_CHOICES", 1)
+    import web.formfields
+    monkeypatch.setattr(web.formfields, "REFERENCE_CHOICES", 1)
     sign_in(ui, "rep")
     rep = caller(ui, "rep")
     evil = "<img src=x onerror=alert(1)>"

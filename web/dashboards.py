@@ -20,8 +20,9 @@ from engine.errors import RecordError
 from engine.records.dashboards import dashboard_data, visible_dashboards
 from engine.records.reports import run_report
 from engine.records.transfer import cell_text
+from web.common import site
 from web.i18n import t
-from web.ui import page, record_error, require_sign_in, site
+from web.ui import page, record_error, require_sign_in
 
 dashboards = Blueprint("dashboards", __name__)
 dashboards.before_request(require_sign_in)

@@ -4,7 +4,8 @@
 one) take the form's current values, exactly as the form would submit them, and answer which
 fields are visible, required and read-only: `RecordService.field_states`, the same evaluation
 the service's checks use on save, so static/forms.js never evaluates a rule itself.
-`GET /<entity>/choices/<field>?q=` answers the reference picker with up to PICKER_MATCHES
+`GET /<entity>/choices/<field>?q=` (`<field>` may be `lines.product`: a field of a lines
+editor's rows) answers the reference picker with up to PICKER_MATCHES
 records of the field's target, found by the record service's list with the caller's
 permissions, so a record the caller may not read never appears.
 
@@ -20,9 +21,12 @@ from engine.errors import NotFound, RecordError
 from engine.records.listing import TEXTUAL, parse_query
 from engine.registry.model import Field
 from web.api import error
+from web.common import entity_for, site
+from web.formbuild import form_states
+from web.formfields import choice_label, input_fields, submitted
 from web.i18n import t
+from web.lines_editor import line_input_fields, lines_fields
 from web.session import current_caller, ui_locale
-from web.ui import (choice_label, entity_for, form_states, input_fields, site, submitted)
 
 forms = Blueprint("forms", __name__)
 PICKER_MATCHES = 20
@@ -58,9 +62,17 @@ def form_state(entity, record_id=None):
 
 @forms.get("/<entity>/choices/<field>")
 def reference_choices(entity, field):
-    """{"data": [{"id", "title"}...]}: readable records of a reference field's target."""
+    """{"data": [{"id", "title"}...]}: readable records of a reference field's target.
+    `field` is a field of the entity's form, or `<lines field>.<field>` for a field of
+    the rows of its lines editor."""
     ent = entity_for(entity)
-    fld = {f.name: f for f in input_fields(g.caller, ent)}.get(field)
+    lines_name, _, child_name = field.rpartition(".")
+    if lines_name:
+        lines = {f.name: f for f in lines_fields(g.caller, ent)}.get(lines_name)
+        offered = line_input_fields(g.caller, lines) if lines is not None else []
+    else:
+        offered = input_fields(g.caller, ent)
+    fld = {f.name: f for f in offered}.get(child_name)
     if fld is None or fld.type != "reference" or fld.to == "user":
         raise NotFound(t("error_404", g.caller.locale))
     text = request.args.get("q", "").strip()[:QUERY_MAX]

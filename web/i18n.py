@@ -121,6 +121,21 @@ STRINGS: dict[str, dict[str, str]] = {
     "picker_count": {"en": "{n} matches; use the arrow keys and Enter to choose.",
                      "zh": "找到 {n} 条，用方向键和回车键选择。"},
     "picker_failed": {"en": "The search failed. Try again.", "zh": "搜索失败，请重试。"},
+    # the lines editor of a form and the related lists of a record page (web/lines_editor.py,
+    # web/related.py)
+    "lines_add": {"en": "Add line", "zh": "添加明细行"},
+    "lines_remove": {"en": "Remove", "zh": "删除"},
+    "lines_hint": {"en": "Fill in an empty row to add a line; rows left empty are ignored. "
+                         "Tick “Remove” to delete a line when saving.",
+                   "zh": "在空行中填写即可添加明细行，留空的行将被忽略。勾选“删除”可在保存时删除该行。"},
+    "lines_none": {"en": "No lines yet.", "zh": "暂无明细行。"},
+    "lines_added": {"en": "A line was added.", "zh": "已添加一行。"},
+    "lines_removed": {"en": "The line will be removed when you save.",
+                      "zh": "保存后将删除该行。"},
+    "related_new": {"en": "New", "zh": "新建"},
+    "total_one": {"en": "1 record", "zh": "共 1 条记录"},
+    "related_see_all": {"en": "See all", "zh": "查看全部"},
+    "related_none": {"en": "None yet.", "zh": "暂无。"},
 }
 
 

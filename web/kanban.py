@@ -14,10 +14,11 @@ from flask import Flask, flash, g, redirect, request, url_for
 from engine.errors import BadRequest, Conflict, Forbidden, NotFound, RecordError
 from engine.records.listing import parse_query
 from engine.registry.model import SYSTEM_FIELDS, Entity, Transition, Workflow
+from web.common import display, entity_for, entity_plural, field_label, site
+from web.formbuild import general_errors
 from web.i18n import t
 from web.record_actions import granted, record_title
-from web.ui import (display, entity_for, entity_plural, field_label, general_errors, page, site,
-                    ui)
+from web.ui import page, ui
 
 CARDS_PER_COLUMN = 50
 CARD_DETAILS = 2  # list columns shown on a card under its title

@@ -6,32 +6,26 @@ service, and a refusal (RecordError) is shown to the user next to the field it n
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-from decimal import Decimal
 
-from flask import (Blueprint, Flask, current_app, g, redirect, render_template, request,
-                   url_for)
+from flask import Blueprint, Flask, g, redirect, render_template, request, url_for
 
 from engine.errors import BadRequest, NotFound, RecordError
-from engine.records.listing import Lister, parse_query, system_field
-from engine.records.values import to_json
+from engine.records.listing import parse_query
 from engine.registry.labels import words
-from engine.registry.model import SYSTEM_FIELDS, Entity, Field
+from engine.registry.model import Entity, Field
+from web.common import (display, entity_for, entity_plural, field_label, field_of, readable,
+                        site, titles_for)
+from web.formbuild import build_form, general_errors
+from web.formfields import form_changes, form_value, input_fields, submitted
 from web.i18n import t
+from web.lines_editor import lines_input
+from web.related import related_lists
 from web.session import current_caller, setup as setup_session, ui_locale
 
 ui = Blueprint("ui", __name__)
-SKIPPED_INPUT = ("lines", "rollup", "autonumber")
-# a reference whose target has more readable records than this gets the searchable picker
-# (web/forms.py) instead of a select: a longer select is unusable on a phone
-REFERENCE_CHOICES = 50
 STATUS_TEXT = {400: "error_400", 403: "error_403", 404: "error_404", 405: "error_405",
                409: "error_409", 413: "error_413", 500: "error_500"}
-
-
-def site():
-    return current_app.extensions["crm"]
 
 
 def register_ui(app: Flask) -> None:
@@ -87,25 +81,6 @@ def require_sign_in():
     return None
 
 
-def entity_for(name: str) -> Entity:
-    entity = site().registry.entities.get(name)
-    if entity is None or entity.parent:
-        raise NotFound(t("error_404", g.caller.locale))
-    return entity
-
-
-def readable(caller, entity: Entity) -> bool:
-    return not entity.parent and site().service.access(caller, entity).read is not None
-
-
-def entity_plural(entity: Entity, locale: str) -> str:
-    if locale in entity.plural.texts:
-        return entity.plural.get(locale)
-    if locale in entity.label.texts:
-        return entity.label.get(locale)
-    return entity.plural.get(locale)
-
-
 def navigation(caller) -> list[dict]:
     """Readable top-level entities grouped by module, in module order."""
     registry = site().registry
@@ -148,44 +123,6 @@ def notifications():
 def notifications_read():
     site().service.mark_read(g.caller)
     return redirect(url_for("ui.notifications"))
-
-
-def field_of(entity: Entity, name: str) -> Field:
-    return entity.fields[name] if name in entity.fields else system_field(name)
-
-
-def field_label(entity: Entity, name: str, locale: str) -> str:
-    if name in entity.fields:
-        return entity.fields[name].label.get(locale)
-    return t(name, locale) if name in SYSTEM_FIELDS else words(name)
-
-
-def display(entity: Entity, name: str, value, titles: dict, locale: str) -> str:
-    """A stored value as text for a person (autoescaped by the templates)."""
-    if value is None or value == "" or value == []:
-        return ""
-    fld = field_of(entity, name)
-    workflow = site().registry.workflow_by_entity.get(entity.name)
-    if workflow is not None and name == workflow.field and value in workflow.states:
-        return workflow.states[value].label.get(locale)
-    if fld.type == "reference":
-        return titles.get(name, {}).get(value) or f"#{value}"
-    if fld.type in ("enum", "multi_enum"):
-        labels = {o.value: o.label.get(locale) for o in fld.options}
-        values = value if isinstance(value, list) else [value]
-        return ", ".join(labels.get(v, str(v)) for v in values)
-    if fld.type == "boolean":
-        return t("yes" if value else "no", locale)
-    if fld.type == "json":
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, dt.datetime):  # to the minute: seconds are noise to a person
-        return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return str(to_json(fld, value))
-
-
-def titles_for(caller, entity: Entity, records: list[dict], columns) -> dict:
-    with site().engine.connect() as conn:
-        return Lister(site().service).titles(conn, caller, entity, records, list(columns))
 
 
 # ---------------------------------------------------------------- home and lists
@@ -258,248 +195,7 @@ def _filter_label(entity: Entity, key: str, locale: str) -> str:
     return f"{label} {_OPERATOR_SIGNS.get(op, '=')}"
 
 
-# ---------------------------------------------------------------- forms
-
-def input_fields(caller, entity: Entity) -> list[Field]:
-    """The fields a person may type into on this entity's form."""
-    access = site().service.access(caller, entity)
-    workflow = site().registry.workflow_by_entity.get(entity.name)
-    result = []
-    for fld in entity.fields.values():
-        if fld.type in SKIPPED_INPUT or not fld.writable or fld.name in access.hidden:
-            continue
-        if fld.name in access.read_only or (workflow and fld.name == workflow.field):
-            continue
-        result.append(fld)
-    return result
-
-
-def widget(fld: Field) -> str:
-    if fld.type == "text" or fld.type == "json":
-        return "textarea"
-    if fld.type in ("integer", "decimal", "money", "percent"):
-        return "number"
-    if fld.type in ("enum", "reference"):
-        return "select"
-    if fld.type == "multi_enum":
-        return "multiselect"
-    if fld.type == "boolean":
-        return "checkbox"
-    if fld.type == "date":
-        return "date"
-    if fld.type == "datetime":
-        return "datetime"
-    return {"email": "email", "url": "url", "phone": "tel"}.get(fld.type, "text")
-
-
-def form_value(fld: Field, value):
-    """A stored value in the form's own terms: text, a bool, or a list of texts."""
-    if fld.type == "boolean":
-        return bool(value)
-    if fld.type == "multi_enum":
-        return list(value or [])
-    if value is None:
-        return ""
-    if fld.type == "json":
-        return json.dumps(value, ensure_ascii=False)
-    if fld.type == "datetime" and isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.timezone.utc)
-        return value.strftime("%Y-%m-%dT%H:%M")
-    if isinstance(value, (Decimal, dt.date)):
-        return str(to_json(fld, value))
-    return str(value)
-
-
-def submitted(fld: Field, form):
-    if fld.type == "boolean":
-        return form.get(fld.name) in ("true", "on", "1")
-    if fld.type == "multi_enum":
-        return [v for v in form.getlist(fld.name) if v]
-    return form.get(fld.name, "")
-
-
-def to_input(fld: Field, value, errors: dict, locale: str):
-    """A form value as record service input (None for empty)."""
-    if fld.type == "boolean":
-        return bool(value)
-    if fld.type == "multi_enum":
-        return value or None
-    if isinstance(value, str) and not value.strip():
-        return None
-    if fld.type == "json":
-        try:
-            return json.loads(value)
-        except ValueError:
-            errors.setdefault(fld.name, []).append(t("not_json", locale))
-            return None
-    return value
-
-
-def choices(caller, fld: Field, current) -> list[tuple[str, str]] | None:
-    """(value, label) options of a select: enum options, active users or the readable
-    referenced records; None when the target has more records than a select should list."""
-    loc = caller.locale
-    if fld.type == "enum":
-        return [(o.value, o.label.get(loc)) for o in fld.options]
-    if fld.type == "multi_enum":
-        return [(o.value, o.label.get(loc)) for o in fld.options]
-    if fld.to == "user":
-        found = [(str(u["id"]), u["display_name"] or u["username"])
-                 for u in site().active_users()]
-    else:
-        target = site().registry.entities[fld.to]
-        try:
-            page = site().service.list(
-                caller, target.name, parse_query({"limit": str(REFERENCE_CHOICES)}))
-        except RecordError:
-            page = None
-        if page is not None and page.next_cursor:
-            return None
-        found = [(str(r["id"]), choice_label(target, r)) for r in (page.data if page else [])]
-    if current not in ("", None) and str(current) not in {v for v, _ in found}:
-        found.append((str(current), f"#{current}"))
-    return found
-
-
-def choice_label(entity: Entity, record: dict) -> str:
-    """A referenced record as a select or the picker names it: its title, else #id."""
-    value = record.get(entity.title)
-    return str(value) if value is not None else f"#{record['id']}"
-
-
-def reference_label(caller, fld: Field, value) -> str:
-    """The label of the record a reference's form value names, as far as the caller may
-    read it ("" for a value that is no id)."""
-    try:
-        record_id = int(value)
-    except (TypeError, ValueError):
-        return ""
-    target = site().registry.entities[fld.to]
-    try:
-        found = site().service.list(caller, target.name,
-                                    parse_query({"id": str(record_id), "limit": "1"})).data
-    except RecordError:
-        found = []
-    return choice_label(target, found[0]) if found else f"#{record_id}"
-
-
-class FormSections(list):
-    """A form's sections, and where the form's rules are evaluated again while the person
-    edits it (None when no field or section of the entity has a rule)."""
-
-    def __init__(self, sections: list[dict], state_url: str | None):
-        super().__init__(sections)
-        self.state_url = state_url
-
-
-def form_changes(fields: list[Field], values: dict, record: dict | None, errors: dict,
-                 locale: str) -> dict:
-    """The record service input a form's values stand for: every field of a new record; of
-    an existing `record` only the changed ones, so unchanged values are not rewritten."""
-    data = {}
-    for fld in fields:
-        value = values[fld.name]
-        if record is None or value != form_value(fld, record.get(fld.name)):
-            data[fld.name] = to_input(fld, value, errors, locale)
-    return data
-
-
-def form_states(caller, entity: Entity, fields: list[Field], values: dict,
-                record: dict | None = None) -> dict:
-    """The record service's field states for a form holding `values` (`record`: the stored
-    record being edited): the answers its checks give when the form is saved."""
-    data = form_changes(fields, values, record, {}, caller.locale)
-    return site().service.field_states(caller, entity.name, data,
-                                       record["id"] if record is not None else None)
-
-
-def has_rules(entity: Entity) -> bool:
-    """Whether anything on the entity's form depends on a rule (visible_if and the like)."""
-    return any(f.visible_if or f.required_if or f.read_only_if
-               for f in entity.fields.values()) or any(s.visible_if for s in entity.form_sections)
-
-
-def build_form(caller, entity: Entity, values: dict, errors: dict,
-               record: dict | None = None) -> FormSections:
-    """Sections of widgets, each with its value, its state (visible, required, read-only,
-    as the record service judges them for these values) and the messages for its field."""
-    loc = caller.locale
-    fields = {f.name: f for f in input_fields(caller, entity)}
-    values = {name: values.get(name, form_value(fld, record.get(name) if record else None))
-              for name, fld in fields.items()}
-    states = form_states(caller, entity, list(fields.values()), values, record)
-    sections, placed = [], set()
-    layout = [(s.label.get(loc), s.fields) for s in entity.form_sections] or \
-        [(t("details", loc), tuple(entity.fields))]
-    for label, names in layout:
-        items = []
-        for name in names:
-            fld = fields.get(name)
-            if fld is None or name in placed:
-                continue
-            placed.add(name)
-            items.append(_form_item(caller, entity, fld, values[name], errors, states, True))
-        if items:
-            sections.append({"label": label, "fields": items})
-    rest = [f for n, f in fields.items() if n not in placed]
-    if rest:
-        sections.append({"label": t("details", loc), "fields": [
-            _form_item(caller, entity, fld, values[fld.name], errors, states, False)
-            for fld in rest]})
-    for section in sections:
-        section["visible"] = any(f["visible"] for f in section["fields"])
-    state_url = None
-    if has_rules(entity):
-        state_url = url_for("forms.form_state", entity=entity.name) if record is None else \
-            url_for("forms.form_state", entity=entity.name, record_id=record["id"])
-    return FormSections(sections, state_url)
-
-
-def _form_item(caller, entity: Entity, fld: Field, value, errors: dict, states: dict,
-               with_help: bool) -> dict:
-    loc = caller.locale
-    state = states[fld.name]
-    kind = widget(fld)
-    options = choices(caller, fld, value) \
-        if fld.type in ("enum", "multi_enum", "reference") else None
-    picker = None
-    if fld.type == "reference" and options is None:
-        kind = "picker"
-        picker = {"url": url_for("forms.reference_choices", entity=entity.name,
-                                 field=fld.name),
-                  "label": reference_label(caller, fld, value),
-                  "list_url": url_for("ui.list_view", entity=fld.to)}
-    messages = errors.get(fld.name, [])
-    return {"name": fld.name, "label": fld.label.get(loc), "widget": kind, "type": fld.type,
-            "value": value, "required": state["required"], "read_only": state["read_only"],
-            # a field with a message stays in view, so that no refusal is hidden
-            "visible": state["visible"] or bool(messages),
-            "help": fld.help.get(loc) if with_help and fld.help else None,
-            "step": _step(fld), "choices": options, "picker": picker, "errors": messages}
-
-
-def _step(fld: Field) -> str | None:
-    if fld.type == "integer":
-        return "1"
-    if fld.type in ("decimal", "money", "percent"):
-        scale = fld.scale if fld.scale is not None else 2
-        return "1" if scale == 0 else "0." + "0" * (scale - 1) + "1"
-    return None
-
-
-def general_errors(entity: Entity, exc: RecordError, shown: set, locale: str) -> list[str]:
-    """The messages not shown next to a field: rules (__all__), unknown keys, the summary."""
-    messages = list(exc.fields.get("__all__", []))
-    for key, items in exc.fields.items():
-        if key == "__all__" or key in shown:
-            continue
-        label = field_label(entity, key, locale) if key in entity.fields else key
-        messages += [f"{label}: {m}" for m in items]
-    if not messages:
-        messages.append(exc.message)
-    return messages
-
+# ---------------------------------------------------------------- new record
 
 @ui.route("/<entity>/new", methods=["GET", "POST"])
 def new_record(entity):
@@ -508,17 +204,25 @@ def new_record(entity):
     if site().service.access(caller, ent).create is None:
         return html_error(403)
     fields = input_fields(caller, ent)
-    values, errors, top = {}, {}, []
+    # initial values from the query string (`/deal/new?account=7`, the "new" link of a
+    # related list): only fields the person may write, and checked like any input on save
+    values = {f.name: submitted(f, request.args) for f in fields if f.name in request.args}
+    errors, top = {}, []
+    line_rows = None
     status = 200
     if request.method == "POST":
         values = {f.name: submitted(f, request.form) for f in fields}
         data = form_changes(fields, values, None, errors, loc)
+        lines = lines_input(caller, ent, request.form, None)
+        data.update(lines.data)
+        errors.update(lines.errors)
+        line_rows = lines.rows
         if not errors:
             try:
                 record = site().service.create(caller, ent.name, data)
             except RecordError as exc:
-                errors = exc.fields
-                top = general_errors(ent, exc, {f.name for f in fields}, loc)
+                errors, shown = lines.form_errors(exc.fields)
+                top = general_errors(ent, exc, {f.name for f in fields} | shown, loc)
                 status = exc.status
             else:
                 return redirect(url_for("ui.record_view", entity=ent.name,
@@ -528,14 +232,14 @@ def new_record(entity):
         if errors and not top:
             top = [t("fix_errors", loc)]
     return page("form.html", status, entity=ent, title=f"{t('new', loc)}: {ent.label.get(loc)}",
-                sections=build_form(caller, ent, values, errors), top_errors=top,
-                action=url_for("ui.new_record", entity=ent.name))
+                sections=build_form(caller, ent, values, errors, line_rows=line_rows),
+                top_errors=top, action=url_for("ui.new_record", entity=ent.name))
 
 
 # ---------------------------------------------------------------- record page
 
 def record_page(ent: Entity, record_id: int, *, status: int = 200, values=None, errors=None,
-                top_errors=None):
+                top_errors=None, line_rows=None):
     caller, loc = g.caller, g.caller.locale
     service = site().service
     record = service.get(caller, ent.name, record_id)
@@ -594,19 +298,19 @@ def record_page(ent: Entity, record_id: int, *, status: int = 200, values=None, 
                             for k, v in (e["changes"] or {}).items()]}
                for e in entries]
 
-    can_update = access.update == "all" or (access.update == "own" and
-                                            record.get("owner") == caller.user_id)
+    can_update = service.allows(caller, ent, record, "update")
     sections = None
     if can_update:
         current = {f.name: form_value(f, record.get(f.name)) for f in input_fields(caller, ent)}
         current.update(values or {})
-        sections = build_form(caller, ent, current, errors or {}, record)
+        sections = build_form(caller, ent, current, errors or {}, record, line_rows)
     title_value = record.get(ent.title)
     heading = display(ent, ent.title, title_value, titles, loc) if ent.title in record \
         else f"#{record['id']}"
     return page("record.html", status, entity=ent, record=record,
                 entity_label=ent.label.get(loc), plural=entity_plural(ent, loc),
                 heading=heading or f"#{record['id']}", fields=shown, meta=meta, tables=tables,
+                related=related_lists(caller, ent, record["id"]),
                 state=state, transitions=transitions, history=history, sections=sections,
                 top_errors=top_errors or [], version=record["version"])
 
@@ -654,19 +358,23 @@ def update_record(entity, record_id):
     values = {f.name: submitted(f, request.form) for f in fields}
     errors: dict = {}
     data = form_changes(fields, values, current, errors, loc)
+    lines = lines_input(caller, ent, request.form, current)
+    data.update(lines.data)
+    errors.update(lines.errors)
     if errors:
         return record_page(ent, record_id, status=422, values=values, errors=errors,
-                           top_errors=[t("fix_errors", loc)])
+                           top_errors=[t("fix_errors", loc)], line_rows=lines.rows)
     try:
         service.update(caller, ent.name, record_id, data, request.form.get("version"))
     except RecordError as exc:
         if exc.status == 404:
             raise
-        top = general_errors(ent, exc, {f.name for f in fields}, loc)
+        errors, shown = lines.form_errors(exc.fields)
+        top = general_errors(ent, exc, {f.name for f in fields} | shown, loc)
         if exc.fields and top == [exc.message]:
             top = [t("fix_errors", loc)]
         return record_page(ent, record_id, status=exc.status, values=values,
-                           errors=exc.fields, top_errors=top)
+                           errors=errors, top_errors=top, line_rows=lines.rows)
     return redirect(url_for("ui.record_view", entity=ent.name, record_id=record_id))
 
 

@@ -33,7 +33,7 @@ def build_registry(layers: list[Layer], problems: list | None = None) -> Registr
                                                             "automation"),
                                       entities, workflows, roles)
     report_docs = pick_definitions(run, layers, "report", "report")
-    reports = compile_reports(run, report_docs, entities)
+    reports = compile_reports(run, report_docs, entities, workflows)
     dashboards = compile_dashboards(run, pick_definitions(run, layers, "dashboard", "dashboard"),
                                     entities, reports, roles, set(report_docs))
     modules = _modules(layers)

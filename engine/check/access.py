@@ -8,17 +8,97 @@ from engine.check.context import CheckRun, Spot
 from engine.config.layers import Layer
 from engine.errors import did_you_mean
 from engine.registry.labels import Label
-from engine.registry.model import ACTIONS, Entity, EntityAccess, Role
+from engine.registry.model import ACTIONS, Entity, EntityAccess, Role, SharingRule
 
 ADMIN = "admin"
 
 
-def _access_value(value) -> str | None:
+RULE_ACTIONS = ("read", "update", "delete")
+
+
+def _access_value(value):
+    if isinstance(value, SharingRule):
+        return value
     if value is True or value == "all":
         return "all"
     if value == "own":
         return "own"
     return None
+
+
+def compile_sharing_rule(run: CheckRun, spot: Spot, role: str, action: str, spec: dict,
+                         entity: Entity, entities: dict[str, Entity]) -> SharingRule | None:
+    """Check a sharing rule (`read: {through: coverage, user: rep, match: {...}}`)."""
+    what = f"role '{role}': {entity.name}.{action}"
+    if action not in RULE_ACTIONS:
+        run.error(spot, "rule-not-allowed", f"{what}: a sharing rule applies to read, update "
+                  "and delete; use all, own or false", key=True)
+        return None
+    if "where" not in spec and "through" not in spec:
+        run.error(spot, "empty-rule", f"{what}: a sharing rule needs 'where' or 'through'",
+                  key=True)
+        return None
+    good = True
+    where = None
+    if "where" in spec:
+        from engine.check.analytics import selection  # a rule selects rows like a report
+        where = selection(run, spot / "where", spec["where"], entity, entities,
+                          f"{what} where")
+        good = where is not None
+    through, user, match = spec.get("through"), spec.get("user"), dict(spec.get("match") or {})
+    if through is not None or user is not None or match:
+        for key in ("through", "user", "match"):
+            if key not in spec:
+                run.error(spot, "incomplete-rule", f"{what}: 'through', 'user' and 'match' go "
+                          f"together; '{key}' is missing", key=True)
+                return None
+        link = entities.get(through)
+        if link is None or link.is_child:
+            run.error(spot / "through", "unknown-entity", f"{what}: through unknown entity "
+                      f"'{through}'{did_you_mean(through, entities)}")
+            return None
+        user_field = link.fields.get(user)
+        if user_field is None or user_field.type != "reference" or user_field.to != "user":
+            run.error(spot / "user", "not-a-user-reference", f"{what}: '{through}.{user}' must "
+                      f"be a reference to user{did_you_mean(user, link.fields)}")
+            good = False
+        for link_name, record_name in match.items():
+            mspot = spot / "match" / link_name
+            link_field = link.fields.get(link_name)
+            if link_field is None or not link_field.kind.stored:
+                run.error(mspot, "unknown-field", f"{what}: '{through}' has no field "
+                          f"'{link_name}'{did_you_mean(link_name, link.fields)}", key=True)
+                good = False
+                continue
+            if record_name == "id":
+                fits = link_field.type == "reference" and link_field.to == entity.name
+                wanted = f"a reference to {entity.name}"
+            else:
+                record_field = entity.fields.get(record_name)
+                if record_field is None or not record_field.kind.stored:
+                    run.error(mspot, "unknown-field", f"{what}: '{entity.name}' has no field "
+                              f"'{record_name}'{did_you_mean(record_name, entity.fields)}")
+                    good = False
+                    continue
+                fits = _comparable(link_field, record_field)
+                wanted = f"of the same kind as {entity.name}.{record_name}"
+            if not fits:
+                run.error(mspot, "type-mismatch", f"{what}: '{through}.{link_name}' must be "
+                          f"{wanted}")
+                good = False
+    if not good:
+        return None
+    return SharingRule(where=where, through=through, user=user,
+                       match=MappingProxyType(match), own=bool(spec.get("own", False)))
+
+
+def _comparable(left, right) -> bool:
+    if left.type == "reference" or right.type == "reference":
+        return left.type == right.type == "reference" and left.to == right.to
+    text = {"string", "email", "phone", "url", "enum", "autonumber", "text"}
+    number = {"integer", "decimal", "money", "percent"}
+    return left.type == right.type or (left.type in text and right.type in text) or \
+        (left.type in number and right.type in number)
 
 
 def compile_roles(run: CheckRun, layers: list[Layer],
@@ -56,7 +136,13 @@ def compile_roles(run: CheckRun, layers: list[Layer],
                                   f"entity and takes the permissions of '{entity.parent}'",
                                   key=True)
                         continue
-                    role["entities"].setdefault(ename, {}).update(actions)
+                    compiled = {}
+                    for action, value in actions.items():
+                        if isinstance(value, dict):
+                            value = compile_sharing_rule(run, espot / action, name, action,
+                                                         value, entity, entities)
+                        compiled[action] = value
+                    role["entities"].setdefault(ename, {}).update(compiled)
                 for key, access in (spec.get("fields") or {}).items():
                     fspot = spot / "fields" / key
                     if _check_field_key(run, fspot, name, key, entities):

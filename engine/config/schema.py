@@ -150,8 +150,17 @@ AUTOMATION = _obj({
     "do": {"type": "array", "items": _action, "minItems": 1},
 }, ("automation", "entity", "when", "do"))
 
-_access = {"anyOf": [{"type": "boolean"}, {"enum": ["all", "own"]}],
-           "description": "all, own, true or false"}
+_sharing_rule = _obj({
+    "where": _expr,
+    "through": _ident, "user": _ident,
+    "match": {"type": "object", "propertyNames": _ident_keys, "additionalProperties": _ident,
+              "minProperties": 1},
+    "own": {"type": "boolean"},
+}, minProperties=1, description="records shared by a rule: `where` (an expression over the "
+   "record and `user`) and/or `through` an assignment entity whose `user` field is the acting "
+   "user and whose `match` fields equal the record's; `own: true` adds the user's own records")
+_access = {"anyOf": [{"type": "boolean"}, {"enum": ["all", "own"]}, _sharing_rule],
+           "description": "all, own, true, false, or a sharing rule"}
 ROLES = _obj({"roles": {"type": "object", "propertyNames": _ident_keys, "additionalProperties": _obj({
     "label": _label, "description": _label, "inherits": _ident_list,
     "entities": {"type": "object", "additionalProperties": _obj(
@@ -159,18 +168,55 @@ ROLES = _obj({"roles": {"type": "object", "propertyNames": _ident_keys, "additio
     "fields": {"type": "object", "additionalProperties": {"enum": ["read", "hidden"]}},
 })}}, ("roles",))
 
+_of = {"type": "string", "pattern": r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$",
+       "description": "entity.reference_field: records of another entity that reference the "
+                      "grouped records"}
+_report_measure = _obj({
+    "label": _label, "agg": {"enum": list(AGGREGATES)}, "field": _ident, "where": _expr,
+    "expr": _expr, "format": {"enum": ["number", "money", "percent", "integer"]}, "of": _of})
+# keys each analytic kind requires (the keys that apply to a kind are checked by the checker,
+# which names the kind a stray key belongs to)
+KIND_REQUIRED = {
+    "rfm": ("customer", "date", "amount"),
+    "purchase_cycle": ("customer", "date"),
+    "basket": ("lines", "product"),
+    "funnel": (),
+    "forecast": ("date",),
+}
+REPORT_KINDS = tuple(KIND_REQUIRED)
 REPORT = _obj({
     "report": _ident, "label": _label, "description": _label, "entity": _ident,
+    "kind": {"enum": list(REPORT_KINDS),
+             "description": "a built-in analysis instead of group_by and measures"},
     "where": _expr,
     "group_by": _str_list,
     "measures": {"type": "object", "minProperties": 1, "propertyNames": _ident_keys,
-                 "additionalProperties": _obj({
-        "label": _label, "agg": {"enum": list(AGGREGATES)}, "field": _ident, "where": _expr,
-        "expr": _expr, "format": {"enum": ["number", "money", "percent", "integer"]}})},
+                 "additionalProperties": _report_measure},
     "sort": _str,
     "limit": {"type": "integer", "minimum": 1, "maximum": 10000},
     "chart": {"enum": list(CHARTS)},
-}, ("report", "entity", "measures"))
+    # rfm, purchase_cycle
+    "customer": {**_ident, "description": "the reference field naming the customer"},
+    "date": {**_ident, "description": "the date or datetime field of each record"},
+    "amount": {**_ident, "description": "the number field summed"},
+    # basket
+    "lines": {**_ident, "description": "the lines field holding the basket's items"},
+    "product": {**_ident, "description": "the line entity's reference field naming the product"},
+    "min_support": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
+                    "description": "share of baskets a pair must appear in (default 0.01)"},
+    # funnel
+    "states": {**_ident_list, "minItems": 1,
+               "description": "the workflow states that are the funnel's steps, in order"},
+    # forecast
+    "months": {"type": "integer", "minimum": 1, "maximum": 36,
+               "description": "months projected, the current month first (default 6)"},
+    "history": {"type": "integer", "minimum": 1, "maximum": 120,
+                "description": "complete past months read (default 36)"},
+}, ("report", "entity"), allOf=[
+    {"if": {"not": {"required": ["kind"]}}, "then": {"required": ["measures"]}},
+    *({"if": {"required": ["kind"], "properties": {"kind": {"const": kind}}},
+       "then": {"required": list(keys)}} for kind, keys in KIND_REQUIRED.items() if keys),
+])
 
 DASHBOARD = _obj({
     "dashboard": _ident, "label": _label, "description": _label, "roles": _ident_list,

@@ -80,6 +80,11 @@ def _explain(source: SourceDoc, error) -> list[Problem]:
     if validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         where = f" in {_name(path)}" if path else ""
+        if "then" in error.schema_path and isinstance(error.instance, dict):
+            # a key a report needs because of its kind (reports are the only if/then schema)
+            kind = error.instance.get("kind")
+            where += f" (a report of kind {kind} needs it)" if isinstance(kind, str) else \
+                " (a report without 'kind' groups records and needs it)"
         return [source.problem(path, "missing-key", f"missing required key '{missing}'{where}",
                                key=True)]
     if validator == "type":

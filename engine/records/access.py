@@ -1,17 +1,22 @@
 """Who is acting, and what their roles let them do (DSL §6).
 
 A user's roles combine to the most generous grant: an action is `all` if any role grants
-`all`, else `own` if any grants `own`. A field is hidden only if every role that may read
-the entity hides it, read-only if no such role leaves it writable.
+`all`; else `rule` if any role grants a sharing rule (the records of any of those rules, and
+the user's own where a role grants `own`); else `own` if any grants `own`. A field is hidden
+only if every role that may read the entity hides it, read-only if no such role leaves it
+writable.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
 
-from engine.registry.model import Entity, Registry
+from engine.registry.model import Entity, Registry, SharingRule
 
-_RANK = {None: 0, "own": 1, "all": 2}
+_RANK = {None: 0, "own": 1, "rule": 2, "all": 3}
+RULED = ("read", "update", "delete")
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,9 @@ class Access:
     change_owner: str | None
     hidden: frozenset[str] = field(default_factory=frozenset)
     read_only: frozenset[str] = field(default_factory=frozenset)
+    # for an action that is "rule": its sharing rules, and whether own records count too
+    rules: Mapping[str, tuple[SharingRule, ...]] = field(default_factory=dict)
+    owned: frozenset[str] = field(default_factory=frozenset)
 
 
 def access_for(registry: Registry, caller: Caller, entity: Entity) -> Access:
@@ -65,6 +73,8 @@ def access_for(registry: Registry, caller: Caller, entity: Entity) -> Access:
     if caller.is_admin:
         return Access("all", "all", "all", "all", "all")
     grants = {a: None for a in ("read", "create", "update", "delete", "change_owner")}
+    rules: dict[str, list[SharingRule]] = {a: [] for a in RULED}
+    owned: set[str] = set()
     hidden_votes: list[set[str]] = []
     writable: set[str] = set()
     for role_name in caller.roles:
@@ -76,6 +86,13 @@ def access_for(registry: Registry, caller: Caller, entity: Entity) -> Access:
             continue
         for action in grants:
             value = getattr(entity_access, action)
+            if isinstance(value, SharingRule):
+                rules[action].append(value)
+                if value.own:
+                    owned.add(action)
+                value = "rule"
+            elif value == "own":
+                owned.add(action)
             if _RANK[value] > _RANK[grants[action]]:
                 grants[action] = value
         if entity_access.read is None:
@@ -88,7 +105,9 @@ def access_for(registry: Registry, caller: Caller, entity: Entity) -> Access:
                             if role.fields.get(f"{entity.name}.{f}") is None)
     hidden = frozenset(set.intersection(*hidden_votes)) if hidden_votes else frozenset()
     read_only = frozenset(f for f in entity.fields if f not in writable) - hidden
-    return Access(hidden=hidden, read_only=read_only, **grants)
+    ruled = {a: tuple(rules[a]) for a in RULED if grants[a] == "rule"}
+    return Access(hidden=hidden, read_only=read_only, rules=MappingProxyType(ruled),
+                  owned=frozenset(a for a in owned if grants[a] == "rule"), **grants)
 
 
 def _field_rules(registry: Registry, caller: Caller, child: Entity,

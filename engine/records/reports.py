@@ -2,7 +2,10 @@
 
 Filters, the report's `where`, each measure's `where` and date buckets are all SQL; only
 expression measures (`win_rate: deals == 0 ? 0.0 : ...`) are evaluated in Python, once per
-result row, over the aggregated values.
+result row, over the aggregated values. A measure over related records (`of: payment.campaign`)
+is a subquery grouped by the reference, after the related entity's row permissions, joined to
+the report's records (at most one row each, so the other measures count as before). Reports
+with an analytic `kind` run in `engine.records.analytics`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from engine.expr import EvaluationError
 from engine.records.access import Caller
 from engine.records.listing import Lister, parse_query, system_field
 from engine.records.values import to_json
-from engine.registry.model import Report
+from engine.registry.model import Entity, Measure, Report
 from engine.storage.sqlexpr import to_sql
 from engine.storage.tables import UTCDateTime
 
@@ -62,22 +65,21 @@ def run_report(service, caller: Caller, name: str,
     access = service.access(caller, entity)
     if access.read is None:
         raise NotFound(f"no report '{name}'")
+    if report.analysis is not None:
+        from engine.records.analytics import run_analysis
+        return run_analysis(service, caller, report, params)
     used = {g.field for g in report.group_by} | {m.field for m in report.measures.values()
-                                                 if m.field}
-    hidden = sorted(used & access.hidden)
-    if hidden:
-        raise Forbidden(f"report '{name}' uses fields you may not read: {', '.join(hidden)}")
+                                                 if m.field and m.of_entity is None}
+    refuse_hidden(report, used, access)
+    for measure in report.measures.values():
+        if measure.of_entity is not None:
+            related = registry.entities[measure.of_entity]
+            refuse_hidden(report, {measure.of_field, measure.field} - {None},
+                          service.access(caller, related), related)
     table = service.schema.entities[entity.name]
     dialect = service.engine.dialect.name
-    where = [service.read_condition(caller, entity)]
+    where = record_conditions(service, caller, report, table, params)
     user = caller.scope()
-    if report.where is not None:
-        where.append(to_sql(report.where.source, entity, registry, service.schema, user=user))
-    query = parse_query(dict(params or {}))
-    lister = Lister(service)
-    for param, field_name, op, raw in query.filters:
-        fld = lister.readable_field(caller, entity, field_name, param)
-        where.append(lister._filter(table.c[field_name], fld, op, raw, param))
 
     groups, columns = [], []
     loc = caller.locale
@@ -89,11 +91,16 @@ def run_report(service, caller: Caller, name: str,
         columns.append({"name": group.field + (f":{group.bucket}" if group.bucket else ""),
                         "label": fld.label.get(loc), "type": "text" if group.bucket
                         else fld.type})
-    aggregates = []
+    aggregates, source = [], table
     for measure in report.measures.values():
         columns.append({"name": measure.name, "label": measure.label.get(loc),
                         "type": measure.format})
         if measure.expr is not None:
+            continue
+        if measure.of_entity is not None:
+            aggregate, related = _related_aggregate(service, caller, measure, table)
+            source = source.outerjoin(related, related.c.key == table.c.id)
+            aggregates.append(aggregate.label(f"m_{measure.name}"))
             continue
         condition = to_sql(measure.where.source, entity, registry, service.schema, user=user) \
             if measure.where is not None else None
@@ -106,7 +113,7 @@ def run_report(service, caller: Caller, name: str,
             value = target if condition is None else sa.case((condition, target))
             aggregates.append(_SQL_AGG[measure.agg](value).label(f"m_{measure.name}"))
 
-    statement = sa.select(*groups, *aggregates).select_from(table).where(*where)
+    statement = sa.select(*groups, *aggregates).select_from(source).where(*where)
     if groups:
         statement = statement.group_by(*groups)
     with service.engine.connect() as conn:
@@ -117,7 +124,8 @@ def run_report(service, caller: Caller, name: str,
         values: dict[str, Any] = {}
         for measure in report.measures.values():
             if measure.expr is None:
-                fld = entity.fields.get(measure.field) if measure.field else None
+                source_entity = registry.entities[measure.of_entity or entity.name]
+                fld = source_entity.fields.get(measure.field) if measure.field else None
                 whole = measure.agg == "count" or (fld is not None and fld.type == "integer"
                                                    and measure.agg != "avg")
                 values[measure.name] = _number(raw[f"m_{measure.name}"], measure.agg, whole)
@@ -143,9 +151,83 @@ def run_report(service, caller: Caller, name: str,
         rows = rows[:report.limit]
     out = []
     for group_values, values in rows:
-        out.append([_json(v) for v in group_values] +
-                   [_json(values[m]) for m in report.measures])
+        out.append([json_value(v) for v in group_values] +
+                   [json_value(values[m]) for m in report.measures])
     return {"columns": columns, "rows": out}
+
+
+def refuse_hidden(report: Report, used: set[str], access, entity=None) -> None:
+    """Refuse a report that uses fields the caller may not read (of its entity, or `entity`)."""
+    hidden = sorted(used & access.hidden)
+    if hidden:
+        prefix = f"{entity.name}." if entity is not None else ""
+        raise Forbidden(f"report '{report.name}' uses fields you may not read: "
+                        f"{', '.join(prefix + h for h in hidden)}")
+
+
+def readable_rows(service, caller: Caller, entity: Entity, table):
+    """The SQL condition for rows of `entity` (in `table`) the caller may read; a child
+    entity's rows follow their parent's row permission (`own` included)."""
+    condition = service.read_condition(caller, entity, table)
+    if entity.parent:
+        parent_entity = service.registry.entities[entity.parent]
+        parent = service.schema.entities[parent_entity.name].alias()
+        condition = sa.and_(condition, sa.exists().where(
+            parent.c.id == table.c.parent_id,
+            readable_rows(service, caller, parent_entity, parent)))
+    return condition
+
+
+def record_conditions(service, caller: Caller, report: Report, table,
+                      params: Mapping[str, Any] | None) -> list:
+    """The conditions on the report's own records: readable by the caller, the report's
+    `where`, and the request's list filters (API.md: filters as for listing)."""
+    registry = service.registry
+    entity = registry.entities[report.entity]
+    where = [readable_rows(service, caller, entity, table)]
+    if report.where is not None:
+        where.append(to_sql(report.where.source, entity, registry, service.schema, table=table,
+                            user=caller.scope()))
+    query = parse_query(dict(params or {}))
+    lister = Lister(service)
+    for param, field_name, op, raw in query.filters:
+        fld = lister.readable_field(caller, entity, field_name, param)
+        where.append(lister._filter(table.c[field_name], fld, op, raw, param))
+    return where
+
+
+def _related_aggregate(service, caller: Caller, measure: Measure, table):
+    """A measure over related records: (the outer aggregate, the grouped subquery it joins).
+
+    The subquery aggregates the related records the caller may read per referenced record;
+    the outer query combines those per group (a sum of sums, a sum of counts...), so a group
+    of several records gets the related records of all of them.
+    """
+    registry = service.registry
+    related_entity = registry.entities[measure.of_entity]
+    related = service.schema.entities[related_entity.name].alias()
+    key = related.c[measure.of_field]
+    conditions = [readable_rows(service, caller, related_entity, related), key.is_not(None)]
+    if measure.where is not None:
+        conditions.append(to_sql(measure.where.source, related_entity, registry, service.schema,
+                                 table=related, user=caller.scope()))
+    target = related.c[measure.field] if measure.field else None
+    parts = [key.label("key")]
+    if measure.agg == "count":
+        parts.append(sa.func.count(target if target is not None else sa.literal(1)).label("n"))
+    elif measure.agg == "avg":
+        parts += [sa.func.sum(target).label("total"), sa.func.count(target).label("n")]
+    else:
+        parts.append(_SQL_AGG[measure.agg](target).label("value"))
+    grouped = sa.select(*parts).where(*conditions).group_by(key).subquery()
+    if measure.agg == "count":
+        outer = sa.func.coalesce(sa.func.sum(grouped.c.n), 0)
+    elif measure.agg == "avg":
+        outer = sa.cast(sa.func.sum(grouped.c.total), sa.Float) / \
+            sa.func.nullif(sa.func.sum(grouped.c.n), 0)
+    else:  # a sum of sums, the min of minimums, the max of maximums
+        outer = _SQL_AGG[measure.agg](grouped.c.value)
+    return outer, grouped
 
 
 def _number(value, agg: str | None, whole: bool):
@@ -162,7 +244,8 @@ def _sort_key(value):
     return (0, value) if value is not None else (1, 0)
 
 
-def _json(value):
+def json_value(value):
+    """A report cell as JSON: doubles rounded to 6 places, dates ISO, decimals as text."""
     if isinstance(value, float):
         return round(value, 6)
     return to_json(None, value)

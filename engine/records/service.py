@@ -28,6 +28,7 @@ from engine.registry.model import SYSTEM_FIELDS, Entity, Field, Registry
 from engine.storage.database import is_sqlite, write_transaction
 from engine.storage.driver import DriverStatement, driver_insert
 from engine.storage.search import fts_table
+from engine.storage.sqlexpr import to_sql
 from engine.storage.tables import Schema, build_schema
 
 UTC = dt.timezone.utc
@@ -163,13 +164,82 @@ class RecordService:
     def read_condition(self, caller: Caller, entity: Entity, table=None):
         """The SQL condition for records of `entity` the caller may read."""
         table = table if table is not None else self.schema.entities[entity.name]
-        condition = table.c.deleted_at.is_(None)
+        rows = self.row_condition(caller, entity, "read", table)
+        live = table.c.deleted_at.is_(None)
+        return live if rows is None else sa.and_(live, rows)
+
+    def row_condition(self, caller: Caller, entity: Entity, action: str, table=None):
+        """The SQL condition on records of `entity` that `action` (read, update, delete) is
+        granted for: None for every record, false() for none. Child entities follow their
+        parent, which is checked where the parent is read."""
+        table = table if table is not None else self.schema.entities[entity.name]
         access = self.access(caller, entity)
-        if access.read is None:
+        grant = getattr(access, action)
+        if grant is None:
             return sa.false()
-        if access.read == "own" and not entity.parent:
-            condition = sa.and_(condition, table.c.owner == caller.user_id)
-        return condition
+        if grant == "all" or entity.parent:
+            return None
+        if grant == "own":
+            return table.c.owner == caller.user_id
+        rules = access.rules[action]
+        owned = action in access.owned
+        if len(rules) == 1 and not owned and rules[0].through is None:
+            return self._where_condition(caller, entity, rules[0], table)  # a plain filter
+        # the ids each rule (and ownership) finds, each its own index-driven query; an OR of
+        # the conditions would make the database test every record instead
+        rows = table.alias()
+        found = [self._shared_ids(caller, entity, rule, rows) for rule in rules]
+        if owned:
+            found.append(sa.select(rows.c.id).where(rows.c.owner == caller.user_id,
+                                                    rows.c.deleted_at.is_(None)))
+        return table.c.id.in_(found[0] if len(found) == 1 else sa.union_all(*found))
+
+    def _where_condition(self, caller: Caller, entity: Entity, rule, table):
+        return to_sql(rule.where.source, entity, self.registry, self.schema, table=table,
+                      user=caller.scope())
+
+    def _shared_ids(self, caller: Caller, entity: Entity, rule, rows):
+        """SELECT of the ids of the live records a sharing rule gives the caller. Through an
+        assignment entity, it starts from the caller's assignments and joins the records by
+        their `match` fields, which the database answers from the few assignments outward."""
+        conditions = [rows.c.deleted_at.is_(None)]
+        if rule.where is not None:
+            conditions.append(self._where_condition(caller, entity, rule, rows))
+        if rule.through is None:
+            return sa.select(rows.c.id).where(*conditions)
+        link = self.schema.entities[rule.through].alias()
+        joined = link.join(rows, sa.and_(*[rows.c[theirs] == link.c[mine]
+                                           for mine, theirs in rule.match.items()]))
+        return sa.select(rows.c.id).select_from(joined).where(
+            link.c[rule.user] == caller.user_id, link.c.deleted_at.is_(None), *conditions)
+
+    def allows(self, caller: Caller, entity: Entity, record: Mapping, action: str,
+               conn=None) -> bool:
+        """Whether `action` (read, update, delete) is granted on `record`, as the engine read
+        it: the condition of `row_condition`, answered without a query where it can be."""
+        access = self.access(caller, entity)
+        grant = getattr(access, action)
+        if action != "read" and not self.allows(caller, entity, record, "read", conn):
+            return False
+        if grant is None:
+            return False
+        if grant == "all" or entity.parent:
+            return True
+        if grant == "own":
+            return record["owner"] == caller.user_id
+        if action in access.owned and record["owner"] == caller.user_id:
+            return True
+        if conn is None:
+            with self.engine.connect() as conn:
+                return self._rule_holds(conn, caller, entity, record["id"], action)
+        return self._rule_holds(conn, caller, entity, record["id"], action)
+
+    def _rule_holds(self, conn, caller: Caller, entity: Entity, record_id: int,
+                    action: str) -> bool:
+        table = self.schema.entities[entity.name]
+        return conn.execute(sa.select(table.c.id).where(
+            table.c.id == record_id, self.row_condition(caller, entity, action, table))
+        ).first() is not None
 
     def _deny(self, caller: Caller, entity: Entity, action: str) -> Forbidden:
         verb = ACTIONS[action].get(caller.locale, ACTIONS[action]["en"])
@@ -210,6 +280,11 @@ class RecordService:
         if read == "own" and not entity.parent:
             row = self._statement("get_own", entity.name).first(
                 conn, {"_id": record_id, "_owner": caller.user_id})
+        elif read == "rule" and not entity.parent:
+            table = self.schema.entities[entity.name]
+            row = conn.execute(sa.select(table).where(
+                table.c.id == record_id, self.read_condition(caller, entity, table))
+            ).mappings().first()
         else:
             row = self._statement("get_any", entity.name).first(conn, {"_id": record_id})
         if row is None:
@@ -468,7 +543,7 @@ class RecordService:
                  version) -> dict:
         """Read the record a change applies to, checking access and the version sent."""
         current = self.get(SYSTEM, entity.name, record_id, conn=conn)
-        self._check_row_access(caller, entity, current, action)
+        self._check_row_access(caller, entity, current, action, conn)
         if self._version(caller, version) != current["version"]:
             raise Conflict(text("conflict", caller.locale, current=current["version"]),
                            current_version=current["version"])
@@ -485,18 +560,20 @@ class RecordService:
             raise ValidationFailed("version must be a whole number",
                                    {"version": [text("not_integer", caller.locale)]}) from None
 
-    def readable(self, caller: Caller, entity: Entity, record: Mapping) -> bool:
+    def readable(self, caller: Caller, entity: Entity, record: Mapping, conn=None) -> bool:
         """Whether `caller` may read `record` (read as the engine): what `get` would answer."""
-        read = self.access(caller, entity).read
-        return read == "all" or (read == "own" and (entity.parent is not None or
-                                                    record["owner"] == caller.user_id))
+        return self.allows(caller, entity, record, "read", conn)
 
-    def _check_row_access(self, caller: Caller, entity: Entity, record: dict, action: str):
-        access = self.access(caller, entity)
-        if not self.readable(caller, entity, record):
+    def _check_row_access(self, caller: Caller, entity: Entity, record: dict, action: str,
+                          conn=None):
+        if not self.readable(caller, entity, record, conn):
             raise self._not_found(caller, entity, record["id"])
-        grant = getattr(access, action)
-        if grant is None or (grant == "own" and record["owner"] != caller.user_id):
+        if action in ("update", "delete"):
+            allowed = self.allows(caller, entity, record, action, conn)
+        else:
+            grant = getattr(self.access(caller, entity), action)
+            allowed = grant == "all" or (grant == "own" and record["owner"] == caller.user_id)
+        if not allowed:
             raise self._deny(caller, entity, action)
 
     def delete(self, caller: Caller, entity_name: str, record_id, version=None, *,
@@ -585,7 +662,7 @@ class RecordService:
                 current = None
             else:
                 current = self.get(SYSTEM, entity.name, record_id, conn=conn)
-                self._check_row_access(caller, entity, current, "update")
+                self._check_row_access(caller, entity, current, "update", conn)
             # a refused value is left out here; saving the form reports it
             values, _ = self._convert(caller, entity, access, data, current, allow_state=False,
                                       trusted=False, fail=lambda name, message: None)
@@ -606,7 +683,7 @@ class RecordService:
             visible = (fld.visible_if is None or _holds(fld.visible_if, scope)) and (
                 section is None or section.visible_if is None or
                 _holds(section.visible_if, scope))
-            read_only = not fld.writable or (name in access.read_only and not entity.parent) \
+            read_only = not fld.writable or name in access.read_only \
                 or (workflow is not None and name == workflow.field) \
                 or (before is not None and fld.read_only_if is not None and
                     _holds(fld.read_only_if, before))
@@ -704,8 +781,7 @@ class RecordService:
             if not fld.kind.writable or fld.compute is not None:
                 fail(name, Message("not_writable"))
                 continue
-            if not trusted and (fld.read_only or (name in access.read_only and
-                                                  not entity.parent)):
+            if not trusted and (fld.read_only or name in access.read_only):
                 fail(name, Message("read_only"))
                 continue
             if fld.type == "lines":

@@ -36,14 +36,13 @@ class Transitions:
         return workflow
 
     def may_fire(self, caller: Caller, entity: Entity, record: dict,
-                 transition: Transition) -> bool:
+                 transition: Transition, conn=None) -> bool:
         """Whether the caller's roles let them fire `transition` on `record`."""
         if caller.is_admin:
             return True
         if transition.roles:
             return any(role in caller.roles for role in transition.roles)
-        grant = self.service.access(caller, entity).update
-        return grant == "all" or (grant == "own" and record["owner"] == caller.user_id)
+        return self.service.allows(caller, entity, record, "update", conn)
 
     def available(self, caller: Caller, entity_name: str, record_id) -> list[dict]:
         """The transitions the caller may fire from the record's current state."""
@@ -90,14 +89,14 @@ class Transitions:
         workflow = self._workflow(caller, entity)
         # the whole record: require, guard and computed fields see fields hidden from the caller
         current = service.get(SYSTEM, entity.name, record_id, conn=conn)
-        if not service.readable(caller, entity, current):
+        if not service.readable(caller, entity, current, conn):
             raise service._not_found(caller, entity, record_id)
         transition = workflow.transitions.get(name)
         loc = caller.locale
         if transition is None:
             raise NotFound(text("no_transition", loc, entity=entity.label.get(loc), name=name))
         label = transition.label.get(loc)
-        if not self.may_fire(caller, entity, current, transition):
+        if not self.may_fire(caller, entity, current, transition, conn):
             raise Forbidden(text("transition_role", loc, label=label))
         if transition.forbid_self_approval and self._moved_by(conn, entity, current) == \
                 caller.user_id:
@@ -115,7 +114,7 @@ class Transitions:
         # the request's own values first, checked like any update by this caller
         values, lines = {}, {}
         if data:
-            service._check_row_access(caller, entity, current, "update")
+            service._check_row_access(caller, entity, current, "update", conn)
             access = service.access(caller, entity)
             values, lines, errors = service._prepare(conn, caller, entity, access, data, current)
             service._raise(caller, errors)

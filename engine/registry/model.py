@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from engine.expr import Expression
+from engine.registry.analyses import Analysis
 from engine.registry.fieldtypes import FieldKind
 from engine.registry.labels import Label
 
@@ -220,13 +221,29 @@ class Automation:
 
 
 @dataclass(frozen=True)
-class EntityAccess:
-    """What a role may do with one entity: each action is "all", "own" or None."""
+class SharingRule:
+    """Records a role may act on beyond its own (DSL §6, extended): those for which `where`
+    holds (an expression over the record and `user`), and/or for which a live record of the
+    `through` entity exists whose `user` field is the acting user and whose `match` fields
+    equal the record's (`{hospital: id, product_line: product_line}`). With `own`, the user's
+    own records too. Always evaluated in the database, on every read path."""
 
-    read: str | None = None
+    where: Expression | None = None
+    through: str | None = None
+    user: str | None = None
+    match: Mapping[str, str] = field(default_factory=dict)  # through field -> record field
+    own: bool = False
+
+
+@dataclass(frozen=True)
+class EntityAccess:
+    """What a role may do with one entity: each action is "all", "own", a SharingRule (read,
+    update, delete) or None."""
+
+    read: str | SharingRule | None = None
     create: str | None = None
-    update: str | None = None
-    delete: str | None = None
+    update: str | SharingRule | None = None
+    delete: str | SharingRule | None = None
     change_owner: str | None = None
 
 
@@ -244,10 +261,14 @@ class Measure:
     name: str
     label: Label
     agg: str | None = None
-    field: str | None = None
-    where: Expression | None = None
+    field: str | None = None  # of the report's entity, or of `of_entity` when that is set
+    where: Expression | None = None  # about the same records as `field`
     expr: Expression | None = None
     format: str = "number"
+    # a measure over related records (`of: payment.campaign`): records of `of_entity` whose
+    # reference field `of_field` points at the grouped records of the report's entity
+    of_entity: str | None = None
+    of_field: str | None = None
 
 
 @dataclass(frozen=True)
@@ -268,6 +289,12 @@ class Report:
     chart: str = "table"
     limit: int | None = None
     description: Label | None = None
+    analysis: Analysis | None = None  # a built-in analytic kind instead of group_by/measures
+
+    @property
+    def kind(self) -> str:
+        """`group` for a group-by report, else the analytic kind (rfm, funnel...)."""
+        return self.analysis.kind if self.analysis is not None else "group"
 
 
 @dataclass(frozen=True)

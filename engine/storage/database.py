@@ -35,7 +35,11 @@ def connect(url: str, **options) -> sa.Engine:
         engine = sa.create_engine(url, connect_args={"timeout": 30}, **options)
         _sqlite_settings(engine)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, **options)
+    # JIT compilation pays off for long analytic queries; for a CRM's short ones its start-up
+    # (hundreds of ms when the planner's estimate is high) is pure latency
+    connect_args = dict(options.pop("connect_args", {}))
+    connect_args.setdefault("options", "-c jit=off")
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args, **options)
 
 
 def _sqlite_settings(engine: sa.Engine) -> None:

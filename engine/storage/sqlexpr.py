@@ -425,3 +425,20 @@ def _like_pattern(function: str, part: _Value):
     escaped = sa.func.replace(sa.func.replace(sa.func.replace(
         part.sql, "\\", "\\\\"), "%", "\\%"), "_", "\\_")
     return sa.literal(before, sa.String()).concat(escaped).concat(sa.literal(after, sa.String()))
+
+
+# -- the same dialect-specific pieces, for report SQL written outside expressions --------------
+
+def dialect_function(name: str, type_, postgresql: str, sqlite: str) -> type:
+    """A SQL construct written once per dialect ({0}, {1}... are its arguments)."""
+    return _template(name, type_, postgresql, sqlite)
+
+
+def days_between_dates(a, b):
+    """Whole days from date `a` to date `b`, as CEL's days_between."""
+    return _days_between(a, b)
+
+
+def as_utc_date(column):
+    """The UTC date of a date or datetime column."""
+    return column if isinstance(column.type, sa.Date) else _utc_date(column)

@@ -5,6 +5,10 @@
  * evaluation, and this file only shows the answer. So the form and the check on save cannot
  * disagree, and without JavaScript the server-rendered form is already right.
  *
+ * Lines editors (a parent form's child records) add rows by copying a server-rendered
+ * <template> row and remove them by marking the row's "remove" box; without JavaScript the
+ * server's empty rows and boxes do the same.
+ *
  * Data from the server reaches the page only as text (textContent, value), never as markup.
  */
 (function () {
@@ -117,6 +121,9 @@
     function schedule(event) {
       if (event.target.classList.contains("picker-search")) {
         return;  // the picker's own typing; its choice arrives as a change of the id
+      }
+      if (event.target.closest(".lines-editor")) {
+        return;  // the server reads only the record's own fields for the states (forms.py)
       }
       window.clearTimeout(timer);
       timer = window.setTimeout(refresh, RULES_DELAY_MS);
@@ -285,6 +292,89 @@
     });
   }
 
+  // ------------------------------------------------------------ lines editors
+
+  // The <template> row's inputs are named and numbered with this placeholder
+  // (web/lines_editor.py); a copy takes the next free row number instead.
+  var ROW_PLACEHOLDER = "__row__";
+  var ROW_ATTRIBUTES = ["id", "name", "for", "aria-controls", "aria-describedby",
+                        "data-field"];
+
+  function renumber(row, key) {
+    row.setAttribute("data-row", key);
+    Array.prototype.forEach.call(row.querySelectorAll("*"), function (element) {
+      ROW_ATTRIBUTES.forEach(function (name) {
+        var value = element.getAttribute(name);
+        if (value && value.indexOf(ROW_PLACEHOLDER) >= 0) {
+          element.setAttribute(name, value.split(ROW_PLACEHOLDER).join(key));
+        }
+      });
+    });
+  }
+
+  function setUpLines(editor) {
+    var body = editor.querySelector("tbody");
+    var template = editor.querySelector("template.line-template");
+    var addButton = editor.querySelector(".lines-add");
+    var empty = editor.querySelector(".lines-empty");
+    var status = editor.querySelector(".lines-status");
+    var hint = editor.querySelector(".lines-hint");
+    var next = parseInt(editor.dataset.nextRow, 10) || 0;
+
+    function showEmpty() {
+      empty.hidden = Array.prototype.some.call(body.querySelectorAll("tr.line-row"),
+        function (row) { return !row.hidden; });
+    }
+
+    // "Remove" marks the row's box, which the server reads, and hides the row: the line is
+    // left out of the set saved (a new row is then ignored)
+    function setUpRow(row) {
+      var box = row.querySelector(".line-remove input[type=checkbox]");
+      var button = row.querySelector(".line-remove-button");
+      if (box) {
+        box.closest("label").hidden = true;
+        row.hidden = box.checked;  // marked before a save that was refused: still removed
+      }
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        if (box) {
+          box.checked = true;
+          row.hidden = true;
+        } else {
+          row.remove();
+        }
+        status.textContent = status.dataset.removed;
+        showEmpty();
+        addButton.focus();
+      });
+    }
+
+    // the empty rows serve forms without JavaScript; here "add line" adds rows when wanted
+    Array.prototype.forEach.call(body.querySelectorAll("tr[data-pristine]"), function (row) {
+      row.remove();
+    });
+    Array.prototype.forEach.call(body.querySelectorAll("tr.line-row"), setUpRow);
+    if (hint) {
+      hint.hidden = true;
+    }
+    addButton.hidden = false;
+    addButton.addEventListener("click", function () {
+      var row = template.content.firstElementChild.cloneNode(true);
+      renumber(row, String(next));
+      next += 1;
+      body.appendChild(row);
+      setUpRow(row);
+      Array.prototype.forEach.call(row.querySelectorAll(".picker[data-url]"), setUpPicker);
+      showEmpty();
+      status.textContent = status.dataset.added;
+      var first = row.querySelector("input:not([type=hidden]), select, textarea");
+      if (first) {
+        first.focus();
+      }
+    });
+    showEmpty();
+  }
+
   Array.prototype.forEach.call(document.querySelectorAll(".form-rules[data-state-url]"),
     function (marker) {
       var form = marker.closest("form");
@@ -293,4 +383,5 @@
       }
     });
   Array.prototype.forEach.call(document.querySelectorAll(".picker[data-url]"), setUpPicker);
+  Array.prototype.forEach.call(document.querySelectorAll(".lines-editor"), setUpLines);
 }());

@@ -45,6 +45,21 @@ def test_filters_and_operators(world, accounts):
     assert names(listing(world, admin, tier="a", employees__lt="10")) == ["Alpha 重点客户"]
 
 
+
+def test_yes_no_fields_filter_with_equality(world, accounts):
+    admin = accounts
+    first = world.service.list(admin, "account", parse_query({"sort": "name"})).data[0]
+    world.service.update(admin, "account", first["id"], {"active": False}, first["version"])
+    assert names(listing(world, admin, active="false")) == ["Alpha 重点客户"]
+    assert names(listing(world, admin, active="是", sort="name")) == [
+        "Delta 100%", "Gamma", "beta_corp", "epsilon"]
+    assert names(listing(world, admin, active__ne="true")) == ["Alpha 重点客户"]
+    with pytest.raises(BadRequest) as refused:
+        listing(world, admin, active__lt="true")
+    assert refused.value.fields == {
+        "active__lt": ["'active' is yes/no: filter it with =, __ne, __in or __isnull"]}
+
+
 def test_text_search(world, accounts):
     admin = accounts
     assert names(listing(world, admin, q="重点")) == ["Alpha 重点客户"]  # Chinese inside a word

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import FIXTURES, World
+from conftest import FIXTURES, World, write_site
 from engine.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 PROCESS_SITE = FIXTURES / "sites" / "process"
@@ -159,3 +159,55 @@ def test_a_transition_body_needs_the_right_to_update_the_record(flow):
     with pytest.raises(NotFound):  # another rep cannot even see it
         flow.service.transition(flow.user("rep2", "rep"), "lead", lead["id"], "qualify",
                                 {"source": "web"})
+
+
+LINKED_SITE = {
+    "entities/campaign.yaml": """
+        entity: campaign
+        fields:
+          name: {type: string, required: true}
+          budget: {type: money}
+        """,
+    "entities/claim.yaml": """
+        entity: claim
+        fields:
+          campaign: {type: reference, to: campaign, required: true}
+          amount: {type: money, required: true}
+          over_budget: {type: boolean, read_only_if: "state == 'draft'"}
+        """,
+    "workflows/claim_flow.yaml": """
+        workflow: claim_flow
+        entity: claim
+        field: state
+        initial: draft
+        states: {draft: {}, approved: {final: true}}
+        transitions:
+          approve:
+            from: draft
+            to: approved
+            guard: "amount <= campaign.budget"
+            set: {over_budget: "amount > campaign.budget * 0.9"}
+        """,
+}
+
+
+def test_a_guard_reads_a_linked_records_field(tmp_path, database_url):
+    """No field rule of `claim` mentions `campaign`: the workflow alone must be enough. And
+    the transition's `set` may change a field that read_only_if locks against people."""
+    world = World(database_url, site=write_site(tmp_path / "site", LINKED_SITE))
+    try:
+        admin = world.user("admin1", "admin")
+        campaign = world.service.create(admin, "campaign", {"name": "Expo", "budget": "1000"})
+        small = world.service.create(admin, "claim", {"campaign": campaign["id"],
+                                                      "amount": "950"})
+        big = world.service.create(admin, "claim", {"campaign": campaign["id"],
+                                                    "amount": "1200"})
+        approved = world.service.transition(admin, "claim", small["id"], "approve")
+        assert (approved["state"], approved["over_budget"]) == ("approved", True)
+        with pytest.raises(ValidationFailed):
+            world.service.transition(admin, "claim", big["id"], "approve")
+        with pytest.raises(ValidationFailed) as locked:
+            world.service.update(admin, "claim", big["id"], {"over_budget": True}, 1)
+        assert locked.value.fields == {"over_budget": ["is read-only"]}
+    finally:
+        world.engine.dispose()

@@ -188,9 +188,14 @@ class Lister:
         if op == "in":
             return column.in_([parse(part) for part in raw.split(",")])
         value = parse(raw)
-        return {"eq": column == value, "ne": sa.or_(column != value, column.is_(None)),
-                "lt": column < value, "lte": column <= value, "gt": column > value,
-                "gte": column >= value}[op]
+        if fld.type == "boolean" and op not in ("eq", "ne"):
+            raise bad(param, f"'{fld.name}' is yes/no: filter it with =, __ne, __in or __isnull")
+        # only the asked comparison is built (SQLAlchemy refuses `< True` when it is built)
+        comparisons = {"eq": lambda: column == value,
+                       "ne": lambda: sa.or_(column != value, column.is_(None)),
+                       "lt": lambda: column < value, "lte": lambda: column <= value,
+                       "gt": lambda: column > value, "gte": lambda: column >= value}
+        return comparisons[op]()
 
     def _search(self, table, entity: Entity, text: str, hidden=frozenset()):
         fields = tuple(f for f in entity.search_fields if f not in hidden)

@@ -8,6 +8,7 @@ transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 
 from engine.errors import (BadRequest, Conflict, Forbidden, NotFound, PreconditionRequired,
                            ValidationFailed)
-from engine.expr import EvaluationError, to_cel
+from engine.expr import EvaluationError, Expression, to_cel
 from engine.records.access import SYSTEM, Access, Caller, access_for
 from engine.records.assignment import assign_owner
 from engine.records.messages import ACTIONS, Message, text
@@ -60,7 +61,7 @@ class RecordService:
         self.audit = self.schema.engine["audit"]
         self.users = self.schema.engine["user"]
         self._dependents = self._rollup_dependents()
-        self._expression_refs = {name: self._references_in_expressions(e)
+        self._expression_refs = {name: self._references_in_expressions(e, registry)
                                  for name, e in registry.entities.items()}
         self._referrers = self._reference_index()
         self._uses_expressions = {name: self._has_expressions(e)
@@ -130,18 +131,15 @@ class RecordService:
             for f in entity.fields.values())
 
     @staticmethod
-    def _references_in_expressions(entity: Entity) -> frozenset[str]:
+    def _references_in_expressions(entity: Entity, registry: Registry) -> frozenset[str]:
+        """The reference fields whose record an expression about `entity` may look into
+        (`campaign.budget`): its fields' and sections' rules, its validations, its workflow's
+        guards and assignments, and its automations. Only those are read for a scope."""
+        sources = [entity, registry.workflow_by_entity.get(entity.name)] + [
+            a for a in registry.automations.values() if a.entity == entity.name]
         names: set[str] = set()
-        for fld in entity.fields.values():
-            for expr in (fld.compute, fld.default_expr, fld.required_if, fld.read_only_if,
-                         fld.visible_if):
-                if expr is not None:
-                    names |= expr.names
-        for validation in entity.validations:
-            names |= validation.rule.names
-        for section in entity.form_sections:
-            if section.visible_if is not None:
-                names |= section.visible_if.names
+        for expression in _expressions_in(sources):
+            names |= expression.names
         return frozenset(n for n in names if n in entity.fields
                          and entity.fields[n].type == "reference")
 
@@ -744,7 +742,7 @@ class RecordService:
             else {}
         self._compute(entity, scope, values, merged)
         self._validate(conn, caller, entity, merged, values, current, scope, fail,
-                       lambda name: prefix + name in errors, deferred, prefix)
+                       lambda name: prefix + name in errors, deferred, prefix, trusted)
         return values, lines, errors
 
     def _convert(self, caller: Caller, entity: Entity, access: Access, data: Mapping[str, Any],
@@ -837,10 +835,12 @@ class RecordService:
 
     def _validate(self, conn, caller, entity: Entity, merged: dict, values: dict,
                   current: dict | None, scope: dict, fail, failed, deferred=None,
-                  prefix: str = "") -> None:
-        before_scope = self._scope(conn, caller, entity, current) \
-            if current and any(f.read_only_if is not None for f in entity.fields.values()) \
-            else scope
+                  prefix: str = "", trusted: bool = False) -> None:
+        # read_only_if locks a field against people; what the engine itself sets (a
+        # transition's `set`, checked as `trusted`) is the process, and may change it
+        locks = not trusted and current is not None and any(
+            f.read_only_if is not None for f in entity.fields.values())
+        before_scope = self._scope(conn, caller, entity, current) if locks else scope
         for name, fld in entity.fields.items():
             if not fld.kind.stored and fld.type != "lines":
                 continue
@@ -848,7 +848,7 @@ class RecordService:
             empty = value is None or value == "" or value == []
             if empty and self._requires(fld, scope) and not failed(name):
                 fail(name, Message("required"))
-            if fld.read_only_if is not None and name in values and current is not None \
+            if locks and fld.read_only_if is not None and name in values \
                     and values[name] != current.get(name) and _holds(fld.read_only_if,
                                                                      before_scope):
                 fail(name, Message("read_only"))
@@ -1170,3 +1170,18 @@ def _int_or_none(value):
 
 _USER_REF = Field(name="owner", kind=FIELD_KINDS["reference"], label=Label.of(None, "owner"),
                   to="user")
+
+
+def _expressions_in(value):
+    """Every Expression inside registry objects (dataclasses, mappings, sequences)."""
+    if isinstance(value, Expression):
+        yield value
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for item in dataclasses.fields(value):
+            yield from _expressions_in(getattr(value, item.name))
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _expressions_in(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _expressions_in(item)

@@ -1,0 +1,117 @@
+"""A seeded site of the real content (metadata/ and, optionally, an industry pack).
+
+Used by the tests of the standard model and of the packs: one database per test module and
+database kind, migrated and seeded once (seeding takes seconds, not a test's worth of time),
+with one user per role whose username is the role, as `crm demo` makes them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+import engine
+
+REPO = Path(__file__).resolve().parents[1]
+UTC = dt.timezone.utc
+
+
+class PackWorld:
+    def __init__(self, url: str, folder: Path, pack: str | None):
+        from engine.records.seeding import load_seeds
+        from engine.records.service import RecordService
+        from engine.records.users import Users
+        from engine.storage.database import connect
+        from engine.storage.migrate import migrate
+
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "app.yaml").write_text("app: test_site\nlabel: Test\n" +
+                                         (f"pack: {pack}\n" if pack else ""), encoding="utf-8")
+        self.registry = engine.load_registry(site=folder, root=REPO)
+        self.engine = connect(url)
+        migrate(self.engine, self.registry)
+        self.service = RecordService(self.registry, self.engine)
+        self.users = Users(self.registry, self.engine, self.service.schema)
+        for role in self.registry.roles:
+            self.users.create(role, "pw", [role])
+        self.seed_lines = list(load_seeds(self.service, self.users))
+        self._tick = 0
+
+    def as_(self, role: str):
+        """The caller of the demo user named after `role`."""
+        return self.users.caller(self.users.by_username(role))
+
+    def uid(self, role: str) -> int:
+        return self.users.by_username(role)
+
+    def run_schedules(self) -> list[str]:
+        """Run the schedule automations once, at a tick no earlier run has claimed."""
+        self._tick += 1
+        now = dt.datetime.now(UTC) + dt.timedelta(days=400 + self._tick)
+        return self.service.automations.run_due(now)
+
+    def report(self, name: str, role: str = "admin") -> dict:
+        from engine.records.reports import run_report
+        result = run_report(self.service, self.as_(role), name)
+        names = [c["name"] for c in result["columns"]]
+        return {"columns": names, "rows": [dict(zip(names, row)) for row in result["rows"]]}
+
+    def notified(self, role: str) -> list[str]:
+        data, _ = self.service.notifications(self.as_(role), limit=500)
+        return [n["message"] for n in data]
+
+    def count(self, entity: str, role: str = "admin", **filters) -> int:
+        from engine.records.listing import ListQuery
+        query = ListQuery(filters=[(k, k, "in", str(v)) for k, v in filters.items()],
+                          limit=1, exact_count=True)
+        return self.service.list(self.as_(role), entity, query).total
+
+
+def seed_counts(*folders: Path) -> dict[str, int]:
+    """Records per entity in the seed files of the given layers."""
+    counts: dict[str, int] = {}
+    for folder in folders:
+        for path in sorted(folder.glob("*.yaml")):
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            counts[doc["entity"]] = counts.get(doc["entity"], 0) + len(doc["records"])
+    return counts
+
+
+def make_world(request, tmp_path_factory, pack: str | None):
+    """Build the world for the module's database kind (request.param)."""
+    folder = tmp_path_factory.mktemp("site")
+    if request.param == "sqlite":
+        world = PackWorld(f"sqlite:///{folder / 'test.db'}", folder, pack)
+        return world, None
+    server = request.getfixturevalue("postgres_server_url")
+    import sqlalchemy as sa
+    name = f"crm_pack_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(server).set(database=name).render_as_string(hide_password=False)
+
+    def drop():
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                 "WHERE datname = :n"), {"n": name})
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+    try:
+        return PackWorld(url, folder, pack), drop
+    except Exception:
+        drop()
+        raise
+
+
+def today() -> dt.date:
+    return dt.datetime.now(UTC).date()
+
+
+def raises(kind):
+    from engine import errors
+    return pytest.raises(getattr(errors, kind))

@@ -12,6 +12,7 @@ import pytest
 from conftest import BARE_ROOT, FIXTURES, World
 from engine.errors import Forbidden
 from engine.records.analytics.forecast import project
+from engine.records.access import SYSTEM
 from engine.records.reports import run_report
 
 SITE = FIXTURES / "sites" / "analytics"
@@ -282,6 +283,18 @@ def test_funnel_counts_conversion_and_days_in_each_state(world):
         ["shipped", 0, 1, 0.333333, 1.0],
         ["delivered", 1, 1, 1.0, None],
     ]
+    # an imported order that starts out shipped (no transition yet) entered "shipped" at
+    # its creation; one that moved on since entered the state its first transition left
+    imported = world.service.create(SYSTEM, "order", {
+        "customer": customer, "order_date": "2024-03-01", "state": "shipped"},
+        allow_state=True)
+    moved_on = world.service.create(SYSTEM, "order", {
+        "customer": customer, "order_date": "2024-03-01", "state": "shipped"},
+        allow_state=True)
+    world.service.transition(admin, "order", moved_on["id"], "deliver")
+    rows = {row[0]: row[:3] for row in run_report(world.service, admin, "order_funnel")["rows"]}
+    assert rows["shipped"] == ["shipped", 1, 3] and rows["delivered"] == ["delivered", 2, 2]
+    assert imported["state"] == "shipped"
 
 
 # ---------------------------------------------------------------- forecast

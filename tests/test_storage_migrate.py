@@ -72,6 +72,16 @@ def test_new_field_and_index_are_added(site):
     assert site.values("name") == ["a"] and site.values("code") == [None]
 
 
+def test_a_new_unique_field_on_a_table_with_rows(site):
+    migrate(site.db, site.configure("name: {type: string}"))
+    site.insert({"name": "a"}, {"name": "b"})
+    registry = site.configure("name: {type: string}\nref: {type: string, unique: true}")
+    assert site.plan(registry).lines() == ["add column e_item.ref (string)",
+                                           "create index uq_e_item_ref"]
+    migrate(site.db, registry)
+    assert site.values("ref") == [None, None]
+
+
 def test_rename_keeps_data_and_a_stale_renamed_from_does_nothing(site):
     migrate(site.db, site.configure("name: {type: string}"))
     site.insert({"name": "kept"})

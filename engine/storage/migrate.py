@@ -272,12 +272,14 @@ def _alter(tname: str, cname: str, type_):
 
 def _index_steps(inspector, table: sa.Table) -> list[Step]:
     have = {ix["name"] for ix in inspector.get_indexes(table.name)}
+    existing = {c["name"] for c in inspector.get_columns(table.name)}
     want = {ix.name: ix for ix in table.indexes}
     steps = []
     for name, index in sorted(want.items()):
         if name in have:
             continue
-        if index.unique:
+        # a column this plan adds is empty everywhere: no two rows can share its value yet
+        if index.unique and all(c.name in existing for c in index.columns):
             shared = _shared_values(inspector.bind, table.name, [c.name for c in index.columns])
             if shared:
                 # only reachable with --allow-data-loss: the rule still holds for every new

@@ -1,8 +1,9 @@
 """`kind: funnel`: a workflow's states in order, how many records reached each, the conversion
 from step to step, and the average days a record stays in each state.
 
-The history comes from the audit trail, in SQL: a record enters its workflow's initial state
-when it is created, and the state a transition's audit entry (`transition:<name>`) moved it to
+The history comes from the audit trail, in SQL: a record enters, when it is created, the state
+its first transition left (its current state if it has had none: imported or seeded records may
+start past the initial state), and the state a transition's audit entry (`transition:<name>`) moved it to
 (`changes: {state_field: [old, new]}`; when the state field is not tracked, the transition's
 target). A stay lasts until the record's next entry (lead() over the record's entries); stays
 still going on are left out of the average, so a final state has no average.
@@ -50,9 +51,21 @@ def run(ctx: Context):
     transition_target = sa.case(
         {f"transition:{t.name}": t.target for t in workflow.transitions.values()},
         value=audit.c.action)
+    # the state a record was created in: the one its first transition left, or, with no
+    # transition yet, the one it is in (imported and seeded records may start further on)
+    transitions_of_record = (audit.c.entity == ctx.entity.name,
+                             audit.c.record_id == records.c.id,
+                             audit.c.action.like("transition:%"))
+    first_left = sa.select(audit.c.changes[(a.field, 0)].as_string()).where(
+        *transitions_of_record).order_by(audit.c.id).limit(1).correlate(records) \
+        .scalar_subquery()
+    moved_since = sa.exists().where(*transitions_of_record).correlate(records)
+    initial = sa.literal(workflow.initial, sa.String())
     created = sa.select(records.c.id.label("record"), records.c.created_at.label("at"),
                         sa.literal(0).label("seq"),
-                        sa.literal(workflow.initial, sa.String()).label("state"))
+                        sa.func.coalesce(first_left, sa.case((moved_since, initial),
+                                                             else_=records.c.state))
+                        .label("state"))
     moved = sa.select(audit.c.record_id, audit.c.at, audit.c.id,
                       sa.func.coalesce(recorded_state, transition_target)) \
         .select_from(audit.join(records, records.c.id == audit.c.record_id)) \

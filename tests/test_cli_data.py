@@ -162,3 +162,38 @@ def test_unknown_entity_exits_1(crm):
     crm("migrate")
     assert crm("export", "nothing").returncode == 1
     assert crm("import", "deal_line", __file__).returncode == 1
+
+
+def test_seed_files_are_chosen_before_automations_create_records(tmp_path, database_url):
+    """An automation that creates records of a later entity does not make its seed file be
+    skipped: which entities to seed is decided before anything is created."""
+    from conftest import World, write_site
+    from engine.records.seeding import load_seeds
+    site = write_site(tmp_path / "site", {
+        "entities/account.yaml": "entity: account\nfields: {name: {type: string}}\n",
+        "entities/task.yaml": """
+            entity: task
+            fields:
+              subject: {type: string}
+              account: {type: reference, to: account}
+            """,
+        "automations/welcome.yaml": """
+            automation: welcome
+            entity: account
+            when: {event: created}
+            do:
+              - create: {entity: task, values: {subject: "'Welcome ' + name", account: "id"}}
+            """,
+        "seed/accounts.yaml": "entity: account\nrecords:\n  - {name: Acme}\n",
+        "seed/tasks.yaml": "entity: task\nrecords:\n  - {subject: Visit, account: Acme}\n",
+    })
+    world = World(database_url, site=site)
+    try:
+        assert list(load_seeds(world.service, world.users)) == ["account: 1 records",
+                                                                 "task: 1 records"]
+        tasks = world.service.list(world.user("admin1", "admin"), "task").data
+        assert sorted(t["subject"] for t in tasks) == ["Visit", "Welcome Acme"]
+        assert list(load_seeds(world.service, world.users)) == [
+            "account: has records already, skipped", "task: has records already, skipped"]
+    finally:
+        world.engine.dispose()

@@ -262,3 +262,148 @@ def test_unique_values_on_lines_are_named_by_line(world):
     # replacing a line by a new one with the same code works: the old one goes first
     replaced = world.service.update(admin, "deal", deal["id"], {"lines": [dict(line)]}, 1)
     assert [l["code"] for l in replaced["lines"]] == ["L-1"]
+
+
+CHAIN_SITE = {
+    "entities/region.yaml": """
+        entity: region
+        fields:
+          name: {type: string, required: true}
+          total: {type: rollup, of: customer.region, field: total_ordered, agg: sum}
+        """,
+    "entities/customer.yaml": """
+        entity: customer
+        fields:
+          name: {type: string, required: true}
+          region: {type: reference, to: region}
+          parent: {type: reference, to: customer, on_delete: set_null}
+          total_ordered: {type: rollup, of: order.customer, field: total, agg: sum}
+          orders: {type: rollup, of: order.customer, agg: count}
+          big_orders: {type: rollup, of: order.customer, agg: count, where: "total > 100.0"}
+          grade: {type: string, compute: "total_ordered >= 1000.0 ? 'gold' : 'standard'"}
+          group_total: {type: rollup, of: customer.parent, field: tree_total, agg: sum}
+          tree_total: {type: money, compute: "total_ordered + group_total"}
+        """,
+    "entities/order.yaml": """
+        entity: order
+        fields:
+          title: {type: string, required: true}
+          customer: {type: reference, to: customer, required: true, on_delete: cascade}
+          lines: {type: lines, entity: order_line}
+          total: {type: rollup, of: lines, field: amount, agg: sum}
+        """,
+    "entities/order_line.yaml": """
+        entity: order_line
+        parent: order
+        fields:
+          quantity: {type: integer, default: 1}
+          price: {type: money, required: true}
+          amount: {type: money, compute: "double(quantity) * price"}
+        """,
+    "entities/club.yaml": """
+        entity: club
+        fields:
+          name: {type: string, required: true}
+          members: {type: rollup, of: member.club, agg: count}
+          busy: {type: boolean, compute: "members > 0"}
+        """,
+    "entities/member.yaml": """
+        entity: member
+        fields:
+          name: {type: string, required: true}
+          club: {type: reference, to: club, required: true}
+        """,
+    "workflows/club.yaml": """
+        workflow: club_flow
+        entity: club
+        field: stage
+        initial: draft
+        states:
+          draft: {}
+          open: {}
+        transitions:
+          open:
+            from: draft
+            to: open
+            create:
+              - entity: member
+                values: {name: "'Founder of ' + name", club: "id"}
+            set: {name: "name + ' (' + string(members) + ')'"}
+        """,
+}
+
+
+@pytest.fixture
+def chain(tmp_path, database_url):
+    from conftest import World, write_site
+    w = World(database_url, site=write_site(tmp_path / "chain", CHAIN_SITE))
+    yield w
+    w.engine.dispose()
+
+
+def test_rollups_of_rollups_follow_lines_and_orders(chain):
+    admin, service = chain.user("admin1", "admin"), chain.service
+    east = service.create(admin, "region", {"name": "East"})
+    acme = service.create(admin, "customer", {"name": "Acme", "region": east["id"]})
+    order = service.create(admin, "order", {"title": "O1", "customer": acme["id"], "lines": [
+        {"quantity": 2, "price": "300"}, {"price": "50"}]})
+    assert order["total"] == Decimal("650.00")
+    acme = service.get(admin, "customer", acme["id"])
+    assert (acme["total_ordered"], acme["orders"], acme["big_orders"], acme["grade"]) == \
+        (Decimal("650.00"), 1, 1, "standard")
+    assert service.get(admin, "region", east["id"])["total"] == Decimal("650.00")
+
+    # changing a line: order -> customer (and its computed grade) -> region, in one write
+    lines = order["lines"]
+    service.update(admin, "order", order["id"], {"lines": [
+        {"id": lines[0]["id"], "quantity": 3}, {"id": lines[1]["id"]}, {"price": "200"}]},
+        order["version"])
+    acme = service.get(admin, "customer", acme["id"])
+    assert (acme["total_ordered"], acme["grade"]) == (Decimal("1150.00"), "gold")
+    assert service.get(admin, "region", east["id"])["total"] == Decimal("1150.00")
+
+    # a second order, then moving it to another customer, then deleting it
+    small = service.create(admin, "order", {"title": "O2", "customer": acme["id"],
+                                            "lines": [{"price": "40"}]})
+    acme = service.get(admin, "customer", acme["id"])
+    assert (acme["total_ordered"], acme["orders"], acme["big_orders"]) == \
+        (Decimal("1190.00"), 2, 1)
+    other = service.create(admin, "customer", {"name": "Other"})
+    moved = service.update(admin, "order", small["id"], {"customer": other["id"]},
+                           small["version"])
+    assert service.get(admin, "customer", acme["id"])["total_ordered"] == Decimal("1150.00")
+    assert service.get(admin, "customer", other["id"])["total_ordered"] == Decimal("40.00")
+    service.update(admin, "order", order["id"], {"lines": []},
+                   service.get(admin, "order", order["id"])["version"])
+    assert service.get(admin, "customer", acme["id"])["total_ordered"] == Decimal("0.00")
+    assert service.get(admin, "region", east["id"])["total"] == Decimal("0.00")
+    service.delete(admin, "order", moved["id"], moved["version"])
+    assert service.get(admin, "customer", other["id"])["total_ordered"] == Decimal("0.00")
+
+
+def test_a_rollup_over_its_own_entity_climbs_the_tree_and_ends_on_a_loop(chain):
+    admin, service = chain.user("admin1", "admin"), chain.service
+    top = service.create(admin, "customer", {"name": "Group"})
+    mid = service.create(admin, "customer", {"name": "Division", "parent": top["id"]})
+    leaf = service.create(admin, "customer", {"name": "Plant", "parent": mid["id"]})
+    service.create(admin, "order", {"title": "O", "customer": leaf["id"],
+                                    "lines": [{"price": "70"}]})
+    assert service.get(admin, "customer", leaf["id"])["tree_total"] == Decimal("70.00")
+    assert service.get(admin, "customer", mid["id"])["group_total"] == Decimal("70.00")
+    assert service.get(admin, "customer", top["id"])["tree_total"] == Decimal("70.00")
+    # a loop in the data (the group made a child of its own plant) ends instead of spinning
+    top = service.update(admin, "customer", top["id"], {"parent": leaf["id"]}, top["version"])
+    service.create(admin, "order", {"title": "P", "customer": top["id"],
+                                    "lines": [{"price": "5"}]})
+    assert service.get(admin, "customer", top["id"])["total_ordered"] == Decimal("5.00")
+
+
+def test_a_transition_returns_the_rollups_of_the_records_it_created(chain):
+    admin, service = chain.user("admin1", "admin"), chain.service
+    chess = service.create(admin, "club", {"name": "Chess"})
+    assert (chess["members"], chess["busy"]) == (0, False)
+    opened = service.transition(admin, "club", chess["id"], "open", version=chess["version"])
+    # the rollup counts the member the transition created; its `set` and computed field saw it
+    assert (opened["stage"], opened["members"], opened["busy"], opened["name"]) == \
+        ("open", 1, True, "Chess (1)")
+    assert service.get(admin, "club", chess["id"]) == opened

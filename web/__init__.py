@@ -91,10 +91,14 @@ def create_app(registry: Registry, engine: sa.Engine) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = int(max_mb * 1024 * 1024)
     app.register_blueprint(api)
     app.before_request(authenticate)
+    from web.inbound import register_inbound
+    register_inbound(app)
     from web.ui import html_error, register_ui
     register_ui(app)
     from web.dashboards import register_dashboards
     register_dashboards(app)
+    from web.admin import register_admin
+    register_admin(app)
 
     def is_api() -> bool:
         return request.path.startswith("/api/")

@@ -212,6 +212,21 @@ def openapi_document(ctx) -> dict:
                                            "schema": {"type": "string"}}],
                 "post": {"summary": "Fire a transition", "responses": {
                     **one, "403": error, "409": error, "422": error}}}
+    for source in ctx.registry.inbound.values():
+        paths[f"/inbound/{source.name}"] = {"post": {
+            "summary": f"Inbound webhook: {source.label.get('en')} ({source.entity})",
+            "description": "Authenticated by an HMAC-SHA256 signature of the raw body, not by "
+                           "a token; a repeated event id returns the first outcome.",
+            "security": [],
+            "parameters": [{"name": h, "in": "header", "required": True,
+                            "schema": {"type": "string"}}
+                           for h in (source.signature_header, source.timestamp_header,
+                                     source.event_id_header) if h],
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"type": "object"}}}},
+            "responses": {"200": {"description": "applied, or a repeated event"},
+                          "400": error, "401": error, "404": error, "409": error,
+                          "413": error, "422": error}}}
     app = ctx.registry.app
     return {
         "openapi": "3.0.3",

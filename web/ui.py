@@ -34,7 +34,7 @@ def register_ui(app: Flask) -> None:
     app.jinja_env.globals["t"] = t
     # imported here, not at the top: they build on this module, and their routes must join
     # the blueprint before it is registered
-    from web import kanban, record_actions
+    from web import kanban, printing, record_actions  # noqa: F401 (printing: its route)
     kanban.setup(app)
     record_actions.setup(app)
     app.register_blueprint(ui)

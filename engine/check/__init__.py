@@ -11,6 +11,7 @@ from engine.check.analytics import compile_dashboards, compile_reports
 from engine.check.context import CheckRun, Spot
 from engine.check.definitions import pick_definitions
 from engine.check.entities import compile_entities, compile_entity_expressions, merge_entities
+from engine.check.inbound import compile_inbound
 from engine.check.processes import compile_automations, compile_workflows, inject_workflow_fields
 from engine.config.layers import CONTENT_ROOT, Layer, resolve_layers
 from engine.errors import ConfigError, Problem, did_you_mean
@@ -36,6 +37,8 @@ def build_registry(layers: list[Layer], problems: list | None = None) -> Registr
     reports = compile_reports(run, report_docs, entities, workflows)
     dashboards = compile_dashboards(run, pick_definitions(run, layers, "dashboard", "dashboard"),
                                     entities, reports, roles, set(report_docs))
+    inbound = compile_inbound(run, pick_definitions(run, layers, "inbound", "inbound"),
+                              entities, workflows)
     modules = _modules(layers)
     seeds = _seeds(run, layers, entities)
     if run.problems:
@@ -48,12 +51,12 @@ def build_registry(layers: list[Layer], problems: list | None = None) -> Registr
         reports=MappingProxyType(reports), dashboards=MappingProxyType(dashboards),
         modules=MappingProxyType(modules), packs=packs, app=app, seeds=seeds,
         layers=tuple(layer.name for layer in layers),
-        workflow_by_entity=MappingProxyType(by_entity))
+        workflow_by_entity=MappingProxyType(by_entity), inbound=MappingProxyType(inbound))
 
 
 _UNKNOWN_NAME = re.compile(r"(?:unknown (?:entity|role|report)|cannot extend) '([^']+)'")
 _NAMED_BY = {"entity": "entity", "workflow": "workflow", "report": "report",
-             "automation": "automation", "dashboard": "dashboard"}
+             "automation": "automation", "dashboard": "dashboard", "inbound": "inbound"}
 
 
 def _without_cascades(problems: list[Problem], layers: list[Layer]) -> list[Problem]:

@@ -253,6 +253,42 @@ APP = _obj({
                                      "they are private, loopback or link-local"},
 }, ("app",))
 
+_body_path = {"type": "string", "pattern": r"^(\$\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
+              "description": "a value in the JSON body: a dotted path such as $.data.order_no "
+                             "(the leading '$.' is optional; a number picks a list item)"}
+_header_name = {"type": "string", "pattern": "^[A-Za-z0-9-]{1,100}$"}
+INBOUND = _obj({
+    "inbound": _ident, "label": _label, "description": _label,
+    "secret_env": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+                   "description": "the environment variable holding the shared HMAC secret"},
+    "signature": _obj({
+        "header": {**_header_name, "description": "the header carrying the signature "
+                                                  "(default X-Signature)"},
+        "scheme": {"enum": ["hmac-sha256"], "description": "HMAC-SHA256 of the raw body, hex, "
+                                                          "optionally prefixed 'sha256='"},
+        "timestamp_header": {**_header_name, "description": "a header carrying the sending "
+                             "time (Unix seconds); then '<timestamp>.<body>' is signed"},
+        "tolerance": {"type": "integer", "minimum": 1, "maximum": 86400,
+                      "description": "seconds the timestamp may differ from now (default 300)"},
+    }),
+    "event_id": {"description": "where the sender's event id is: a body path, or "
+                                "{path: ...} or {header: ...}",
+                 "anyOf": [_body_path, _obj({"path": _body_path}, ("path",)),
+                           _obj({"header": _header_name}, ("header",))]},
+    "entity": _ident,
+    "match": {"type": "object", "propertyNames": _ident_keys, "additionalProperties": _body_path,
+              "minProperties": 1, "description": "field -> body path: the record whose fields "
+                                                 "equal these values"},
+    "set": {"type": "object", "propertyNames": _ident_keys, "additionalProperties": _body_path,
+            "description": "field -> body path: values to store"},
+    "transition": {"description": "a transition to fire: its name, or {name, when: {path: value}}",
+                   "anyOf": [_ident, _obj({"name": _ident, "when": {
+                       "type": "object", "minProperties": 1,
+                       "propertyNames": {"pattern": _body_path["pattern"]},
+                       "additionalProperties": _scalar}}, ("name",))]},
+    "create_if_missing": _bool,
+}, ("inbound", "secret_env", "event_id", "entity", "match"))
+
 SEED = _obj({
     "entity": _ident,
     "records": {"type": "array", "items": {"type": "object"}},
@@ -264,7 +300,7 @@ KINDS: dict[str, tuple[str, dict]] = {
     "workflow": ("workflow", WORKFLOW), "automation": ("automation", AUTOMATION),
     "roles": ("roles", ROLES), "report": ("report", REPORT), "dashboard": ("dashboard", DASHBOARD),
     "modules": ("modules", MODULES), "pack": ("pack", PACK), "app": ("app", APP),
-    "seed": ("records", SEED),
+    "seed": ("records", SEED), "inbound": ("inbound", INBOUND),
 }
 
 
@@ -280,7 +316,7 @@ def combined_schema() -> dict:
     definitions = {kind: copy.deepcopy(schema) for kind, (_, schema) in KINDS.items()}
     # Several kinds share keys (a workflow and a seed have `entity`, a dashboard has `roles`):
     # a file is of the first kind in this order whose key it has.
-    order = ["workflow", "automation", "report", "dashboard", "app", "pack", "extension", "seed",
+    order = ["workflow", "automation", "inbound", "report", "dashboard", "app", "pack", "extension", "seed",
              "entity", "roles", "modules"]
     branches = []
     for i, kind in enumerate(order):
@@ -294,7 +330,8 @@ def combined_schema() -> dict:
         "$id": "https://crm-engine.dev/schema/config.json",
         "title": "CRM engine configuration",
         "description": "Any file of a layer: pack.yaml, app.yaml, entities/, workflows/, "
-                       "automations/, reports/, dashboards/, roles.yaml, modules.yaml, seed/.",
+                       "automations/, inbound/, reports/, dashboards/, roles.yaml, modules.yaml, "
+                       "seed/.",
         "type": "object",
         "anyOf": [{"required": [key]} for key, _ in KINDS.values()],
         "allOf": branches,

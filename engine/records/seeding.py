@@ -3,8 +3,9 @@
 In seed files a reference may be written as the referenced record's title (`customer: ACME`)
 and `owner` as a username, so that packs can ship readable sample data; records may be placed
 directly in a workflow state. Entities are loaded in reference order (customers before the
-opportunities that point at them); an entity that already has records is skipped, so seeding
-twice adds nothing.
+opportunities that point at them); an entity that had records before seeding started is
+skipped, so seeding twice adds nothing (and records that automations create while seeding do
+not stop a later entity's seed file).
 """
 
 from __future__ import annotations
@@ -58,18 +59,27 @@ def _by_title(conn, service, target: str, title: str, users):
     return row[0] if row else title  # left as text: the service reports the bad reference
 
 
+def _has_records(conn, service, name: str) -> bool:
+    table = service.schema.entities[name]
+    return conn.execute(sa.select(table.c.id).limit(1)).first() is not None
+
+
 def load_seeds(service, users) -> Iterator[str]:
     """Load every seed set; yield one line of progress per entity."""
     by_entity: dict[str, list] = {}
     for seed_set in service.registry.seeds:
         by_entity.setdefault(seed_set.entity, []).append(seed_set)
-    for name in _order(service, list(by_entity)):
+    order = _order(service, list(by_entity))
+    # decided before anything is created: a record an automation makes while seeding (a
+    # `created` automation of an account creating its first activity) must not make the
+    # later entity look seeded already and its seed file skipped
+    with service.engine.connect() as conn:
+        filled = {name for name in order if _has_records(conn, service, name)}
+    for name in order:
         entity = service.registry.entities[name]
-        table = service.schema.entities[name]
-        with service.engine.connect() as conn:
-            if conn.execute(sa.select(table.c.id).limit(1)).first():
-                yield f"{name}: has records already, skipped"
-                continue
+        if name in filled:
+            yield f"{name}: has records already, skipped"
+            continue
         created = 0
         for seed_set in by_entity[name]:
             for i, record in enumerate(seed_set.records):

@@ -44,11 +44,13 @@ def now() -> dt.datetime:
 @dataclass(frozen=True)
 class Dependent:
     """A rollup on `entity.field` that must be refreshed when records of another entity change;
-    `link` is "parent_id" (lines) or the reference field pointing at `entity`."""
+    `link` is "parent_id" (lines) or the reference field pointing at `entity`, and `reads` the
+    fields of the changing entity its value depends on (summed field, `where` names)."""
 
     entity: str
     field: str
     link: str
+    reads: frozenset[str] = frozenset()
 
 
 class RecordService:
@@ -91,9 +93,8 @@ class RecordService:
         self._unique_columns = {
             name: bool(entity.unique or any(f.unique for f in entity.fields.values()))
             for name, entity in registry.entities.items()}
-        self._self_dependent = frozenset(
-            source for source, deps in self._dependents.items()
-            if any(d.entity == source for d in deps))
+        self._chained = self._chained_dependents()
+        self._self_dependent = self._reaching_themselves()
         from engine.records.automations import Automations
         from engine.records.transitions import Transitions
         from engine.records.webhooks import Webhooks
@@ -113,8 +114,42 @@ class RecordService:
                     source, link = fld.rollup_of.split(".", 1)
                 else:
                     source, link = entity.fields[fld.rollup_of].child_entity, "parent_id"
-                deps.setdefault(source, []).append(Dependent(entity.name, fld.name, link))
+                reads = set(fld.rollup_where.names) if fld.rollup_where is not None else set()
+                if fld.rollup_field:
+                    reads.add(fld.rollup_field)
+                deps.setdefault(source, []).append(
+                    Dependent(entity.name, fld.name, link, frozenset(reads)))
         return deps
+
+    def _chained_dependents(self) -> dict[str, list[Dependent]]:
+        """The rollups that read a rollup or computed field of another entity (a customer's
+        sum of its orders' totals, each the sum of the order's lines): when the engine
+        refreshes those fields, it refreshes these next (see `_propagate`)."""
+        chained: dict[str, list[Dependent]] = {}
+        for source, deps in self._dependents.items():
+            derived = {n for n, f in self.registry.entities[source].fields.items()
+                       if f.type == "rollup" or f.compute is not None}
+            found = [d for d in deps if d.reads & derived]
+            if found:
+                chained[source] = found
+        return chained
+
+    def _reaching_themselves(self) -> frozenset[str]:
+        """The entities a write of which may change the written row itself through rollups:
+        a rollup of the entity over itself, directly or along a chain of rollups."""
+        result = set()
+        for source, deps in self._dependents.items():
+            reached: set[str] = set()
+            todo = [d.entity for d in deps]
+            while todo:
+                name = todo.pop()
+                if name in reached:
+                    continue
+                reached.add(name)
+                todo.extend(d.entity for d in self._chained.get(name, []))
+            if source in reached:
+                result.add(source)
+        return frozenset(result)
 
     def _reference_index(self) -> dict[str, list[tuple[Entity, Field]]]:
         index: dict[str, list[tuple[Entity, Field]]] = {}
@@ -1020,8 +1055,9 @@ class RecordService:
                         self.refresh_rollups(conn, entity, {new["id"]}, dep.field)
 
     def refresh_rollups(self, conn, entity: Entity, ids: Iterable[int],
-                        only: str | None = None) -> None:
-        """Recompute rollups of `entity` for `ids` in SQL, then computed fields using them."""
+                        only: str | None = None, _path: frozenset | None = None) -> None:
+        """Recompute rollups of `entity` for `ids` in SQL, then computed fields using them,
+        then the rollups of other records that read those (up a chain of rollups)."""
         from engine.storage.sqlexpr import to_sql
 
         table = self.schema.entities[entity.name]
@@ -1030,7 +1066,7 @@ class RecordService:
             # lock the rows first: the UPDATE below then runs with a snapshot taken after any
             # concurrent writer of the same rows committed, so its sums include their rows
             conn.execute(sa.select(table.c.id).where(table.c.id.in_(ids)).with_for_update())
-        changed = False
+        changed = set()
         for fld in entity.fields.values():
             if fld.type != "rollup" or (only and fld.name != only):
                 continue
@@ -1051,9 +1087,34 @@ class RecordService:
                                     table=stable))
             subquery = sa.select(agg).where(*where).scalar_subquery()
             conn.execute(table.update().where(table.c.id.in_(ids)).values({fld.name: subquery}))
-            changed = True
+            changed.add(fld.name)
         if changed:
             self._recompute(conn, entity, ids)
+            self._propagate(conn, entity, ids, changed, _path)
+
+    def _propagate(self, conn, entity: Entity, ids: list[int], changed: set[str],
+                   path: frozenset | None) -> None:
+        """Refresh the rollups that read fields of `entity` just refreshed for `ids` (its
+        rollups `changed` and the computed fields recomputed from them), in the same
+        transaction. `path` holds the (entity, field, id) refreshed on the way here: a rollup
+        over its own entity (an account's sum over its child accounts) climbs the tree and
+        stops where the data loops back, while two ways up to the same record (a diamond)
+        each refresh it."""
+        derived = changed | {n for n, f in entity.fields.items() if f.compute is not None}
+        deps = [d for d in self._chained.get(entity.name, []) if d.reads & derived]
+        if not deps:
+            return
+        path = (path or frozenset()) | {(entity.name, name, i) for name in changed for i in ids}
+        table = self.schema.entities[entity.name]
+        links = sorted({d.link for d in deps})
+        rows = conn.execute(sa.select(*[table.c[l] for l in links])
+                            .where(table.c.id.in_(ids))).mappings().all()
+        for dep in deps:
+            targets = {row[dep.link] for row in rows if row[dep.link] is not None}
+            targets = {t for t in targets if (dep.entity, dep.field, t) not in path}
+            if targets:
+                self.refresh_rollups(conn, self.registry.entities[dep.entity], targets,
+                                     dep.field, path)
 
     def _recompute(self, conn, entity: Entity, ids: list[int]) -> None:
         computed = [f for f in entity.fields.values() if f.compute is not None]

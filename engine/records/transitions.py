@@ -153,6 +153,12 @@ class Transitions:
             if spec.alias:
                 scope[spec.alias] = {k: to_cel(v) for k, v in created.items()
                                      if not isinstance(v, list)}
+        if transition.create:
+            # the records just created may have changed this record's rollups (a customer's
+            # count of orders) and so its computed fields: save over the record as it is now
+            current = service.get(SYSTEM, entity.name, current["id"], conn=conn)
+            scope.update({n: to_cel(current.get(n)) for n, f in entity.fields.items()
+                          if f.type == "rollup" or (f.compute is not None and n not in values)})
         values.update(self._evaluate(transition.set, scope, entity, label, loc))
         values[workflow.field] = transition.target
         # set and the new state are the engine's doing: prepared again as the engine, so that

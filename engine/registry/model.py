@@ -20,7 +20,8 @@ from engine.registry.labels import Label
 SYSTEM_FIELDS = ("id", "version", "created_at", "updated_at", "created_by", "updated_by",
                  "owner", "deleted_at")
 RESERVED_ENTITY_NAMES = frozenset({"auth", "me", "meta", "users", "user", "reports",
-                                   "dashboards", "notifications", "openapi"})
+                                   "dashboards", "notifications", "openapi", "inbound",
+                                   "admin"})  # /admin: the admin console (web/admin.py)
 ACTIONS = ("read", "create", "update", "delete", "change_owner")
 EMPTY: Mapping = MappingProxyType({})
 
@@ -221,6 +222,30 @@ class Automation:
 
 
 @dataclass(frozen=True)
+class InboundSource:
+    """An inbound webhook: a sender that changes records of one entity by signed POSTs.
+
+    Paths into the JSON body are tuples of keys (a digit string also picks a list item).
+    """
+
+    name: str
+    label: Label
+    secret_env: str  # the environment variable holding the shared HMAC secret
+    signature_header: str
+    entity: str
+    match: Mapping[str, tuple[str, ...]]  # field -> body path
+    set: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: EMPTY)
+    event_id_path: tuple[str, ...] | None = None
+    event_id_header: str | None = None
+    timestamp_header: str | None = None
+    tolerance: int = 300  # seconds
+    transition: str | None = None
+    transition_when: Mapping[tuple[str, ...], Any] = field(default_factory=lambda: EMPTY)
+    create_if_missing: bool = False
+    source: str = ""  # "path:line:col" of its definition
+
+
+@dataclass(frozen=True)
 class SharingRule:
     """Records a role may act on beyond its own (DSL §6, extended): those for which `where`
     holds (an expression over the record and `user`), and/or for which a live record of the
@@ -371,6 +396,7 @@ class Registry:
     seeds: tuple[SeedSet, ...] = ()
     layers: tuple[str, ...] = ()
     workflow_by_entity: Mapping[str, Workflow] = field(default_factory=lambda: EMPTY)
+    inbound: Mapping[str, InboundSource] = field(default_factory=lambda: EMPTY)
 
     @property
     def pack(self) -> PackInfo | None:

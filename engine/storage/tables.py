@@ -206,7 +206,19 @@ def engine_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("at", UTCDateTime, nullable=False),
         sa.Index("crm_login_failure_key", "key", "at"),
     )
-    return {"outbox": outbox, "webhook_delivery": deliveries, "login_failure": login_failures,
+    inbound_events = sa.Table(  # inbound webhooks: one row per processed event, per source
+        "crm_inbound_event", metadata,
+        sa.Column("id", _id_type(), primary_key=True, autoincrement=True),
+        sa.Column("source", sa.String(63), nullable=False),
+        sa.Column("event_id", sa.String(200), nullable=False),
+        sa.Column("received_at", UTCDateTime, nullable=False),
+        sa.Column("entity", sa.String(63), nullable=False),
+        sa.Column("record_id", _id_type()),
+        sa.Column("outcome", sa.JSON, nullable=False),
+        sa.UniqueConstraint("source", "event_id", name="crm_inbound_event_key"),
+    )
+    return {"inbound_event": inbound_events,
+            "outbox": outbox, "webhook_delivery": deliveries, "login_failure": login_failures,
             "user": users, "user_role": user_roles, "token": tokens, "audit": audit,
             "notification": notifications, "config": config, "sequence": sequences,
             "automation_tick": ticks, "automation_failure": failures}

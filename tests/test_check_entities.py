@@ -161,6 +161,7 @@ def test_rollup_checks(site):
               no_field: {type: rollup, of: items, agg: max}
               paid: {type: rollup, of: payment.invoice, field: amount, agg: sum, where: "amount > 0.0"}
               bad_where: {type: rollup, of: payment.invoice, field: amount, agg: sum, where: "amount > 0.0 ? true : false"}
+              last_day: {type: rollup, of: items, field: day, agg: max}
             """,
         "entities/invoice_item.yaml": """
             entity: invoice_item
@@ -168,6 +169,7 @@ def test_rollup_checks(site):
             fields:
               label: {type: string}
               amount: {type: money}
+              day: {type: date}
             """,
         "entities/payment.yaml": """
             entity: payment
@@ -181,6 +183,7 @@ def test_rollup_checks(site):
         ("entities/invoice.yaml", 7, 47, "bad-rollup"),
         ("entities/invoice.yaml", 8, 3, "missing-key"),
         ("entities/invoice.yaml", 10, 96, "expr-not-sql"),
+        ("entities/invoice.yaml", 11, 46, "bad-rollup"),
     ]
 
 

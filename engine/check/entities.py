@@ -526,9 +526,11 @@ def _rollup(run, entity: str, fd: FieldDraft, values, drafts) -> bool:
                       f"field '{target}'{did_you_mean(target, draft.fields)}")
             return False
         kind = FIELD_KINDS.get(tf.spec.get("type", ""))
-        if agg in ("sum", "avg") and (kind is None or not kind.numeric):
+        # a rollup is a number (API.md: rollup values are decimal strings), so min and max
+        # too take numbers; the latest date of related records is a report's max or a compute
+        if agg in ("sum", "avg", "min", "max") and (kind is None or not kind.numeric):
             run.error(spots["field"], "bad-rollup", f"field '{fd.name}': cannot {agg} "
-                      f"'{source}.{target}', which is not a number")
+                      f"'{source}.{target}', which is not a number (a rollup is a number)")
             return False
     values.update(rollup_of=of, rollup_field=target, rollup_agg=agg)
     return True

@@ -34,7 +34,7 @@ def register_ui(app: Flask) -> None:
     app.jinja_env.globals["t"] = t
     # imported here, not at the top: they build on this module, and their routes must join
     # the blueprint before it is registered
-    from web import kanban, printing, record_actions  # noqa: F401 (printing: its route)
+    from web import kanban, listing_ui, printing, record_actions  # noqa: F401 (their routes)
     kanban.setup(app)
     record_actions.setup(app)
     app.register_blueprint(ui)
@@ -138,16 +138,20 @@ def home():
 
 @ui.get("/<entity>")
 def list_view(entity):
+    from web.listing_ui import (export_urls, filter_panel, filter_problem, has_empty_values,
+                                list_parameters, refusal_page, service_refusal)
     ent = entity_for(entity)
     caller, loc = g.caller, g.caller.locale
     access = site().service.access(caller, ent)
-    q = request.args.get("q", "").strip()
-    sort = request.args.get("sort", "").strip()
-    cursor = request.args.get("cursor", "").strip()
-    # filters as the API writes them (stage=won, amount__gte=100), e.g. from a dashboard's
-    # chart; they stay on every sort and page link
-    filters = {k: v for k, v in request.args.items()
-               if k not in ("q", "sort", "cursor", "limit", "fields", "count")}
+    # filters as the API writes them (stage=won, amount__gte=100), from the filter panel or
+    # a dashboard's chart; they stay on every sort and page link
+    q, sort, cursor, filters = list_parameters(request.args)
+    if has_empty_values(request.args):  # a submitted panel's untouched controls: "any"
+        return redirect(url_for("ui.list_view", entity=ent.name, q=q or None,
+                                sort=sort or None, cursor=cursor or None, **filters))
+    problem = filter_problem(caller, ent, filters)
+    if problem is not None:
+        return refusal_page(ent, problem)
     params = {**filters, "limit": "50"}
     if q:
         params["q"] = q
@@ -158,7 +162,7 @@ def list_view(entity):
     try:
         result = site().service.list(caller, ent.name, parse_query(params))
     except BadRequest as exc:
-        return html_error(400, exc.message)
+        return refusal_page(ent, service_refusal(ent, exc))
     columns = [c for c in ent.list_columns if c not in access.hidden] or [ent.title]
     headers = []
     for name in columns:
@@ -181,8 +185,10 @@ def list_view(entity):
     return page("list.html", entity=ent, title=entity_plural(ent, loc), headers=headers,
                 rows=rows, q=q, sort=sort, total=result.total, next_url=next_url,
                 first_url=first_url, can_create=access.create is not None,
-                filters=shown_filters,
-                clear_url=url_for("ui.list_view", entity=ent.name) if filters else None)
+                filters=shown_filters, panel=filter_panel(caller, ent, filters),
+                exports=export_urls(ent, q, sort, filters),
+                clear_url=url_for("ui.list_view", entity=ent.name, q=q or None,
+                                  sort=sort or None) if filters else None)
 
 
 _OPERATOR_SIGNS = {"ne": "≠", "lt": "<", "lte": "≤", "gt": ">", "gte": "≥", "in": "∈",

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from engine.errors import RecordError
 from engine.records.access import SYSTEM
+from engine.storage.database import write_transaction
 from engine.registry.model import Entity
 
 
@@ -81,15 +82,18 @@ def load_seeds(service, users) -> Iterator[str]:
             yield f"{name}: has records already, skipped"
             continue
         created = 0
-        for seed_set in by_entity[name]:
-            for i, record in enumerate(seed_set.records):
-                with service.engine.connect() as conn:
+        # one transaction per entity: its sample records land together or not at all, and
+        # thousands of records do not pay a commit each
+        with write_transaction(service.engine) as conn:
+            for seed_set in by_entity[name]:
+                for i, record in enumerate(seed_set.records):
                     values = _resolve(conn, service, entity, dict(record), users)
-                try:
-                    service.create(SYSTEM, name, values, allow_state=True)
-                except RecordError as exc:
-                    problems = "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.fields.items())
-                    raise RecordError(f"{seed_set.source}: record {i + 1} of {name} was "
-                                      f"refused: {problems or exc.message}") from None
-                created += 1
+                    try:
+                        service.create(SYSTEM, name, values, allow_state=True, conn=conn)
+                    except RecordError as exc:
+                        problems = "; ".join(f"{k}: {', '.join(v)}"
+                                             for k, v in exc.fields.items())
+                        raise RecordError(f"{seed_set.source}: record {i + 1} of {name} was "
+                                          f"refused: {problems or exc.message}") from None
+                    created += 1
         yield f"{name}: {created} records"

@@ -74,6 +74,7 @@ class RecordService:
             engine.dialect)
         self._driver: dict[tuple, DriverStatement] = {}  # hot statements, compiled on first use
         self._access: dict[tuple, Access] = {}
+        self._rollup_updates: dict[tuple, Any] = {}
         self._stored = {name: [(n, f) for n, f in entity.fields.items() if f.kind.stored]
                         for name, entity in registry.entities.items()}
         self._lines = {name: [(n, f) for n, f in entity.fields.items() if f.type == "lines"]
@@ -1058,8 +1059,6 @@ class RecordService:
                         only: str | None = None, _path: frozenset | None = None) -> None:
         """Recompute rollups of `entity` for `ids` in SQL, then computed fields using them,
         then the rollups of other records that read those (up a chain of rollups)."""
-        from engine.storage.sqlexpr import to_sql
-
         table = self.schema.entities[entity.name]
         ids = sorted(ids)
         if not is_sqlite(conn):
@@ -1070,27 +1069,43 @@ class RecordService:
         for fld in entity.fields.values():
             if fld.type != "rollup" or (only and fld.name != only):
                 continue
-            if "." in fld.rollup_of:
-                source_name, link = fld.rollup_of.split(".", 1)
-            else:
-                source_name, link = entity.fields[fld.rollup_of].child_entity, "parent_id"
-            source = self.registry.entities[source_name]
-            stable = self.schema.entities[source_name].alias("src")
-            column = stable.c[fld.rollup_field] if fld.rollup_field else stable.c.id
-            agg = {"sum": sa.func.sum, "avg": sa.func.avg, "min": sa.func.min,
-                   "max": sa.func.max, "count": sa.func.count}[fld.rollup_agg](column)
-            if fld.rollup_agg in ("sum", "count"):
-                agg = sa.func.coalesce(agg, 0)
-            where = [stable.c[link] == table.c.id, stable.c.deleted_at.is_(None)]
-            if fld.rollup_where is not None:
-                where.append(to_sql(fld.rollup_where.source, source, self.registry, self.schema,
-                                    table=stable))
-            subquery = sa.select(agg).where(*where).scalar_subquery()
-            conn.execute(table.update().where(table.c.id.in_(ids)).values({fld.name: subquery}))
+            conn.execute(self._rollup_update(entity, fld), {"_ids": ids})
             changed.add(fld.name)
         if changed:
             self._recompute(conn, entity, ids)
             self._propagate(conn, entity, ids, changed, _path)
+
+    def _rollup_update(self, entity: Entity, fld: Field):
+        """The UPDATE that recomputes rollup `fld` for the ids bound as `_ids`. Built once
+        (building it is most of a refresh's cost), unless its `where` reads the clock."""
+        key = (entity.name, fld.name)
+        statement = self._rollup_updates.get(key)
+        if statement is not None:
+            return statement
+        table = self.schema.entities[entity.name]
+        if "." in fld.rollup_of:
+            source_name, link = fld.rollup_of.split(".", 1)
+        else:
+            source_name, link = entity.fields[fld.rollup_of].child_entity, "parent_id"
+        source = self.registry.entities[source_name]
+        stable = self.schema.entities[source_name].alias("src")
+        column = stable.c[fld.rollup_field] if fld.rollup_field else stable.c.id
+        agg = {"sum": sa.func.sum, "avg": sa.func.avg, "min": sa.func.min,
+               "max": sa.func.max, "count": sa.func.count}[fld.rollup_agg](column)
+        if fld.rollup_agg in ("sum", "count"):
+            agg = sa.func.coalesce(agg, 0)
+        where = [stable.c[link] == table.c.id, stable.c.deleted_at.is_(None)]
+        clock = False
+        if fld.rollup_where is not None:
+            where.append(to_sql(fld.rollup_where.source, source, self.registry, self.schema,
+                                table=stable))
+            clock = "now(" in fld.rollup_where.source or "today(" in fld.rollup_where.source
+        statement = table.update().where(
+            table.c.id.in_(sa.bindparam("_ids", expanding=True))).values(
+            {fld.name: sa.select(agg).where(*where).scalar_subquery()})
+        if not clock:
+            self._rollup_updates[key] = statement
+        return statement
 
     def _propagate(self, conn, entity: Entity, ids: list[int], changed: set[str],
                    path: frozenset | None) -> None:

@@ -8,6 +8,7 @@ each row through the record service and reports every rejected row with its line
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -41,15 +42,22 @@ def export_columns(service, caller: Caller, entity: Entity) -> list[str]:
                                      if f.kind.stored and n not in hidden]
 
 
-def export_rows(service, caller: Caller, entity_name: str) -> Iterator[list]:
-    """Yield the header, then one row of typed cells per readable record (keyset pages)."""
+def export_rows(service, caller: Caller, entity_name: str,
+                query: ListQuery | None = None) -> Iterator[list]:
+    """Yield the header, then one row of typed cells per readable record (keyset pages).
+
+    `query` narrows and orders the records as a list page does: its filters, text search and
+    sort apply (no sort: the entity's list order); its limit, cursor and fields do not, as
+    every page is read. Without it: every readable record, by id."""
     entity = service.entity(entity_name)
     columns = export_columns(service, caller, entity)
     yield columns
+    base = query if query is not None else ListQuery(sort="id")
     cursor = None
     while True:
-        query = ListQuery(limit=500, cursor=cursor, sort="id", fields=None)
-        page = service.list(caller, entity_name, query)
+        page_query = dataclasses.replace(base, limit=500, cursor=cursor, fields=None,
+                                         exact_count=False)
+        page = service.list(caller, entity_name, page_query)
         for record in page.data:
             row = []
             for name in columns:

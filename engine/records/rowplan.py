@@ -18,7 +18,6 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from operator import itemgetter
 from typing import Any, Callable, Mapping
 
-import sqlalchemy as sa
 
 from engine.records.messages import Message
 from engine.records.values import (EMAIL, INTEGER_LIMIT, PHONE, URL, Invalid, _numeric_shape,

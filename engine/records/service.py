@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 import sqlalchemy as sa
 
-from engine.errors import (BadRequest, Conflict, Forbidden, NotFound, PreconditionRequired,
+from engine.errors import (BadRequest, Conflict, NotFound, PreconditionRequired,
                            ValidationFailed)
 from engine.expr import EvaluationError, Expression, to_cel
-from engine.records.access import SYSTEM, Access, Caller, access_for
+from engine.records.access import SYSTEM, Access, Caller
 from engine.records.assignment import assign_owner
-from engine.records.messages import ACTIONS, Message, text
+from engine.records.history import History
+from engine.records.messages import Message, text
 from engine.records.numbering import next_number
+from engine.records.permissions import Permissions
+from engine.records.rollups import Rollups
 from engine.records.values import Invalid, coerce, from_storage, to_json
 from engine.registry.fieldtypes import FIELD_KINDS
 from engine.registry.labels import Label
@@ -29,7 +31,6 @@ from engine.registry.model import SYSTEM_FIELDS, Entity, Field, Registry
 from engine.storage.database import is_sqlite, write_transaction
 from engine.storage.driver import DriverStatement, driver_insert
 from engine.storage.search import fts_table
-from engine.storage.sqlexpr import to_sql
 from engine.storage.tables import Schema, build_schema
 
 UTC = dt.timezone.utc
@@ -41,19 +42,7 @@ def now() -> dt.datetime:
     return dt.datetime.now(UTC)
 
 
-@dataclass(frozen=True)
-class Dependent:
-    """A rollup on `entity.field` that must be refreshed when records of another entity change;
-    `link` is "parent_id" (lines) or the reference field pointing at `entity`, and `reads` the
-    fields of the changing entity its value depends on (summed field, `where` names)."""
-
-    entity: str
-    field: str
-    link: str
-    reads: frozenset[str] = frozenset()
-
-
-class RecordService:
+class RecordService(Permissions, Rollups, History):
     """Create, read, list, change and delete records of any entity of one registry."""
 
     def __init__(self, registry: Registry, engine: sa.Engine, schema: Schema | None = None):
@@ -105,53 +94,6 @@ class RecordService:
 
     # ----------------------------------------------------------------- precomputed views
 
-    def _rollup_dependents(self) -> dict[str, list[Dependent]]:
-        deps: dict[str, list[Dependent]] = {}
-        for entity in self.registry.entities.values():
-            for fld in entity.fields.values():
-                if fld.type != "rollup":
-                    continue
-                if "." in fld.rollup_of:
-                    source, link = fld.rollup_of.split(".", 1)
-                else:
-                    source, link = entity.fields[fld.rollup_of].child_entity, "parent_id"
-                reads = set(fld.rollup_where.names) if fld.rollup_where is not None else set()
-                if fld.rollup_field:
-                    reads.add(fld.rollup_field)
-                deps.setdefault(source, []).append(
-                    Dependent(entity.name, fld.name, link, frozenset(reads)))
-        return deps
-
-    def _chained_dependents(self) -> dict[str, list[Dependent]]:
-        """The rollups that read a rollup or computed field of another entity (a customer's
-        sum of its orders' totals, each the sum of the order's lines): when the engine
-        refreshes those fields, it refreshes these next (see `_propagate`)."""
-        chained: dict[str, list[Dependent]] = {}
-        for source, deps in self._dependents.items():
-            derived = {n for n, f in self.registry.entities[source].fields.items()
-                       if f.type == "rollup" or f.compute is not None}
-            found = [d for d in deps if d.reads & derived]
-            if found:
-                chained[source] = found
-        return chained
-
-    def _reaching_themselves(self) -> frozenset[str]:
-        """The entities a write of which may change the written row itself through rollups:
-        a rollup of the entity over itself, directly or along a chain of rollups."""
-        result = set()
-        for source, deps in self._dependents.items():
-            reached: set[str] = set()
-            todo = [d.entity for d in deps]
-            while todo:
-                name = todo.pop()
-                if name in reached:
-                    continue
-                reached.add(name)
-                todo.extend(d.entity for d in self._chained.get(name, []))
-            if source in reached:
-                result.add(source)
-        return frozenset(result)
-
     def _reference_index(self) -> dict[str, list[tuple[Entity, Field]]]:
         index: dict[str, list[tuple[Entity, Field]]] = {}
         for entity in self.registry.entities.values():
@@ -186,103 +128,6 @@ class RecordService:
         if entity is None:
             raise NotFound(f"no entity '{name}'")
         return entity
-
-    def access(self, caller: Caller, entity: Entity) -> Access:
-        # grants follow from the roles alone, and the registry never changes: worked out once
-        key = (caller.system, tuple(caller.roles), entity.name)
-        found = self._access.get(key)
-        if found is None:
-            found = self._access[key] = access_for(self.registry, caller, entity)
-        return found
-
-    def read_condition(self, caller: Caller, entity: Entity, table=None):
-        """The SQL condition for records of `entity` the caller may read."""
-        table = table if table is not None else self.schema.entities[entity.name]
-        rows = self.row_condition(caller, entity, "read", table)
-        live = table.c.deleted_at.is_(None)
-        return live if rows is None else sa.and_(live, rows)
-
-    def row_condition(self, caller: Caller, entity: Entity, action: str, table=None):
-        """The SQL condition on records of `entity` that `action` (read, update, delete) is
-        granted for: None for every record, false() for none. Child entities follow their
-        parent, which is checked where the parent is read."""
-        table = table if table is not None else self.schema.entities[entity.name]
-        access = self.access(caller, entity)
-        grant = getattr(access, action)
-        if grant is None:
-            return sa.false()
-        if grant == "all" or entity.parent:
-            return None
-        if grant == "own":
-            return table.c.owner == caller.user_id
-        rules = access.rules[action]
-        owned = action in access.owned
-        if len(rules) == 1 and not owned and rules[0].through is None:
-            return self._where_condition(caller, entity, rules[0], table)  # a plain filter
-        # the ids each rule (and ownership) finds, each its own index-driven query; an OR of
-        # the conditions would make the database test every record instead
-        rows = table.alias()
-        found = [self._shared_ids(caller, entity, rule, rows) for rule in rules]
-        if owned:
-            found.append(sa.select(rows.c.id).where(rows.c.owner == caller.user_id,
-                                                    rows.c.deleted_at.is_(None)))
-        return table.c.id.in_(found[0] if len(found) == 1 else sa.union_all(*found))
-
-    def _where_condition(self, caller: Caller, entity: Entity, rule, table):
-        return to_sql(rule.where.source, entity, self.registry, self.schema, table=table,
-                      user=caller.scope())
-
-    def _shared_ids(self, caller: Caller, entity: Entity, rule, rows):
-        """SELECT of the ids of the live records a sharing rule gives the caller. Through an
-        assignment entity, it starts from the caller's assignments and joins the records by
-        their `match` fields, which the database answers from the few assignments outward."""
-        conditions = [rows.c.deleted_at.is_(None)]
-        if rule.where is not None:
-            conditions.append(self._where_condition(caller, entity, rule, rows))
-        if rule.through is None:
-            return sa.select(rows.c.id).where(*conditions)
-        link = self.schema.entities[rule.through].alias()
-        joined = link.join(rows, sa.and_(*[rows.c[theirs] == link.c[mine]
-                                           for mine, theirs in rule.match.items()]))
-        return sa.select(rows.c.id).select_from(joined).where(
-            link.c[rule.user] == caller.user_id, link.c.deleted_at.is_(None), *conditions)
-
-    def allows(self, caller: Caller, entity: Entity, record: Mapping, action: str,
-               conn=None) -> bool:
-        """Whether `action` (read, update, delete) is granted on `record`, as the engine read
-        it: the condition of `row_condition`, answered without a query where it can be."""
-        access = self.access(caller, entity)
-        grant = getattr(access, action)
-        if action != "read" and not self.allows(caller, entity, record, "read", conn):
-            return False
-        if grant is None:
-            return False
-        if grant == "all" or entity.parent:
-            return True
-        if grant == "own":
-            return record["owner"] == caller.user_id
-        if action in access.owned and record["owner"] == caller.user_id:
-            return True
-        if conn is None:
-            with self.engine.connect() as conn:
-                return self._rule_holds(conn, caller, entity, record["id"], action)
-        return self._rule_holds(conn, caller, entity, record["id"], action)
-
-    def _rule_holds(self, conn, caller: Caller, entity: Entity, record_id: int,
-                    action: str) -> bool:
-        table = self.schema.entities[entity.name]
-        return conn.execute(sa.select(table.c.id).where(
-            table.c.id == record_id, self.row_condition(caller, entity, action, table))
-        ).first() is not None
-
-    def _deny(self, caller: Caller, entity: Entity, action: str) -> Forbidden:
-        verb = ACTIONS[action].get(caller.locale, ACTIONS[action]["en"])
-        return Forbidden(text("forbidden", caller.locale, action=verb,
-                              entity=entity.label.get(caller.locale)))
-
-    def _not_found(self, caller: Caller, entity: Entity, record_id) -> NotFound:
-        return NotFound(text("not_found", caller.locale, entity=entity.label.get(caller.locale),
-                             id=record_id))
 
     def _row(self, entity: Entity, row: Mapping) -> dict[str, Any]:
         record = {c: row[c] for c in READABLE_SYSTEM}
@@ -428,32 +273,6 @@ class RecordService:
         with write_transaction(self.engine) as conn:
             return conn.execute(query.values(read_at=now())).rowcount
 
-    def history(self, caller: Caller, entity_name: str, record_id, *, limit: int = 50,
-                cursor: str | None = None) -> tuple[list[dict], str | None]:
-        """Return the audit trail of a readable record, newest first, one page at a time."""
-        entity = self.entity(entity_name)
-        record = self.get(caller, entity_name, record_id)
-        hidden = self.access(caller, entity).hidden
-        query = sa.select(self.audit).where(self.audit.c.entity == entity.name,
-                                            self.audit.c.record_id == record["id"])
-        if cursor:
-            try:
-                query = query.where(self.audit.c.id < int(cursor))
-            except ValueError:
-                raise BadRequest("cursor: is not a cursor of this history",
-                                 {"cursor": ["is not a cursor of this history"]}) from None
-        with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(self.audit.c.id.desc()).limit(limit + 1)).all()
-            created = {row.id: self._creation_values(conn, entity, record["id"], row.id)
-                       for row in rows[:limit] if row.action == "create" and not row.changes}
-        entries = [{"at": to_json(None, row.at), "user": row.user_id, "action": row.action,
-                    "changes": {k: v for k, v in (created.get(row.id) or row.changes or {}).items()
-                                if k not in hidden}}
-                   for row in rows[:limit]]
-        next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
-        return entries, next_cursor
-
-    # ----------------------------------------------------------------- writing
 
     def create(self, caller: Caller, entity_name: str, data: Mapping[str, Any], *,
                conn=None, allow_state: bool = False) -> dict[str, Any]:
@@ -593,22 +412,6 @@ class RecordService:
         except ValueError:
             raise ValidationFailed("version must be a whole number",
                                    {"version": [text("not_integer", caller.locale)]}) from None
-
-    def readable(self, caller: Caller, entity: Entity, record: Mapping, conn=None) -> bool:
-        """Whether `caller` may read `record` (read as the engine): what `get` would answer."""
-        return self.allows(caller, entity, record, "read", conn)
-
-    def _check_row_access(self, caller: Caller, entity: Entity, record: dict, action: str,
-                          conn=None):
-        if not self.readable(caller, entity, record, conn):
-            raise self._not_found(caller, entity, record["id"])
-        if action in ("update", "delete"):
-            allowed = self.allows(caller, entity, record, action, conn)
-        else:
-            grant = getattr(self.access(caller, entity), action)
-            allowed = grant == "all" or (grant == "own" and record["owner"] == caller.user_id)
-        if not allowed:
-            raise self._deny(caller, entity, action)
 
     def delete(self, caller: Caller, entity_name: str, record_id, version=None, *,
                conn=None) -> None:
@@ -1055,103 +858,6 @@ class RecordService:
                     if dep.entity == entity.name:
                         self.refresh_rollups(conn, entity, {new["id"]}, dep.field)
 
-    def refresh_rollups(self, conn, entity: Entity, ids: Iterable[int],
-                        only: str | None = None, _path: frozenset | None = None) -> None:
-        """Recompute rollups of `entity` for `ids` in SQL, then computed fields using them,
-        then the rollups of other records that read those (up a chain of rollups)."""
-        table = self.schema.entities[entity.name]
-        ids = sorted(ids)
-        if not is_sqlite(conn):
-            # lock the rows first: the UPDATE below then runs with a snapshot taken after any
-            # concurrent writer of the same rows committed, so its sums include their rows
-            conn.execute(sa.select(table.c.id).where(table.c.id.in_(ids)).with_for_update())
-        changed = set()
-        for fld in entity.fields.values():
-            if fld.type != "rollup" or (only and fld.name != only):
-                continue
-            conn.execute(self._rollup_update(entity, fld), {"_ids": ids})
-            changed.add(fld.name)
-        if changed:
-            self._recompute(conn, entity, ids)
-            self._propagate(conn, entity, ids, changed, _path)
-
-    def _rollup_update(self, entity: Entity, fld: Field):
-        """The UPDATE that recomputes rollup `fld` for the ids bound as `_ids`. Built once
-        (building it is most of a refresh's cost), unless its `where` reads the clock."""
-        key = (entity.name, fld.name)
-        statement = self._rollup_updates.get(key)
-        if statement is not None:
-            return statement
-        table = self.schema.entities[entity.name]
-        if "." in fld.rollup_of:
-            source_name, link = fld.rollup_of.split(".", 1)
-        else:
-            source_name, link = entity.fields[fld.rollup_of].child_entity, "parent_id"
-        source = self.registry.entities[source_name]
-        stable = self.schema.entities[source_name].alias("src")
-        column = stable.c[fld.rollup_field] if fld.rollup_field else stable.c.id
-        agg = {"sum": sa.func.sum, "avg": sa.func.avg, "min": sa.func.min,
-               "max": sa.func.max, "count": sa.func.count}[fld.rollup_agg](column)
-        if fld.rollup_agg in ("sum", "count"):
-            agg = sa.func.coalesce(agg, 0)
-        where = [stable.c[link] == table.c.id, stable.c.deleted_at.is_(None)]
-        clock = False
-        if fld.rollup_where is not None:
-            where.append(to_sql(fld.rollup_where.source, source, self.registry, self.schema,
-                                table=stable))
-            clock = "now(" in fld.rollup_where.source or "today(" in fld.rollup_where.source
-        statement = table.update().where(
-            table.c.id.in_(sa.bindparam("_ids", expanding=True))).values(
-            {fld.name: sa.select(agg).where(*where).scalar_subquery()})
-        if not clock:
-            self._rollup_updates[key] = statement
-        return statement
-
-    def _propagate(self, conn, entity: Entity, ids: list[int], changed: set[str],
-                   path: frozenset | None) -> None:
-        """Refresh the rollups that read fields of `entity` just refreshed for `ids` (its
-        rollups `changed` and the computed fields recomputed from them), in the same
-        transaction. `path` holds the (entity, field, id) refreshed on the way here: a rollup
-        over its own entity (an account's sum over its child accounts) climbs the tree and
-        stops where the data loops back, while two ways up to the same record (a diamond)
-        each refresh it."""
-        derived = changed | {n for n, f in entity.fields.items() if f.compute is not None}
-        deps = [d for d in self._chained.get(entity.name, []) if d.reads & derived]
-        if not deps:
-            return
-        path = (path or frozenset()) | {(entity.name, name, i) for name in changed for i in ids}
-        table = self.schema.entities[entity.name]
-        links = sorted({d.link for d in deps})
-        rows = conn.execute(sa.select(*[table.c[l] for l in links])
-                            .where(table.c.id.in_(ids))).mappings().all()
-        for dep in deps:
-            targets = {row[dep.link] for row in rows if row[dep.link] is not None}
-            targets = {t for t in targets if (dep.entity, dep.field, t) not in path}
-            if targets:
-                self.refresh_rollups(conn, self.registry.entities[dep.entity], targets,
-                                     dep.field, path)
-
-    def _recompute(self, conn, entity: Entity, ids: list[int]) -> None:
-        computed = [f for f in entity.fields.values() if f.compute is not None]
-        if not computed:
-            return
-        table = self.schema.entities[entity.name]
-        rows = conn.execute(sa.select(table).where(table.c.id.in_(ids))).mappings().all()
-        for row in rows:
-            record = self._row(entity, row)
-            scope = self._scope(conn, SYSTEM, entity, record)
-            updates = {}
-            for fld in computed:
-                try:
-                    value = coerce(fld, (fld.compute.evaluate(scope)))
-                except (EvaluationError, Invalid):
-                    value = None
-                scope[fld.name] = to_cel(value)
-                if value != record.get(fld.name):
-                    updates[fld.name] = value
-            if updates:
-                conn.execute(table.update().where(table.c.id == record["id"]).values(updates))
-
     def _sync_search(self, conn, entity: Entity, new: Mapping | None, old: Mapping | None):
         if not entity.search_fields or not is_sqlite(conn):
             return
@@ -1185,33 +891,6 @@ class RecordService:
         if before.get("owner") != after.get("owner"):
             changes["owner"] = [before.get("owner"), after.get("owner")]
         return changes
-
-    def _creation_values(self, conn, entity: Entity, record_id: int, audit_id: int) -> dict:
-        """The values a record was created with, as a creation entry shows them.
-
-        A creation entry stores no values: they are the record's own columns, and every later
-        change of an entered field is audited with its old value. So the record as it is now,
-        with each later change undone newest first, is the record as it was created. Computed
-        and rollup fields are left out: they follow other records and are not audited.
-        """
-        def entered(name: str) -> bool:
-            fld = entity.fields.get(name)
-            return name == "owner" or (fld is not None and fld.track and fld.compute is None
-                                       and fld.type != "rollup")
-
-        record = self.get(SYSTEM, entity.name, record_id, conn=conn)
-        state = {name: change[1] for name, change in self._changes(entity, {}, record).items()
-                 if entered(name)}
-        later = conn.execute(
-            sa.select(self.audit.c.changes).where(
-                self.audit.c.entity == entity.name, self.audit.c.record_id == record_id,
-                self.audit.c.id > audit_id).order_by(self.audit.c.id.desc()))
-        for (changes,) in later:
-            for name, (old, _new) in (changes or {}).items():
-                if entered(name):
-                    state[name] = old
-        return {name: [None, value] for name, value in state.items()
-                if value not in (None, [])}
 
     def _audit(self, conn, caller: Caller, entity: Entity, record_id: int, action: str,
                changes: dict, stamp: dt.datetime) -> None:

@@ -852,8 +852,8 @@ class RecordService(Permissions, Rollups, History):
                     ids.add(record[dep.link])
             if ids:
                 self.refresh_rollups(conn, self.registry.entities[dep.entity], ids, dep.field)
-        for fld in entity.fields.values():
-            if fld.type == "lines" and new is not None and new.get("id") is not None:
+        for _, fld in self._lines[entity.name]:
+            if new is not None and new.get("id") is not None:
                 for dep in self._dependents.get(fld.child_entity, []):
                     if dep.entity == entity.name:
                         self.refresh_rollups(conn, entity, {new["id"]}, dep.field)

@@ -69,8 +69,10 @@ def _sqlite_settings(engine: sa.Engine) -> None:
 @contextmanager
 def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
     """Yield a connection inside a transaction that will write (see `on_begin`)."""
-    with engine.connect() as connection:
-        connection = connection.execution_options(write=True)
+    writer = engine.__dict__.get("_crm_writer")
+    if writer is None:  # an engine view whose connections carry write=True, made once
+        writer = engine.__dict__["_crm_writer"] = engine.execution_options(write=True)
+    with writer.connect() as connection:
         with connection.begin():
             yield connection
 

@@ -28,11 +28,16 @@ class StateMachines:
                              for t in workflow.transitions.values()],
                 auto_transitions=False, ignore_invalid_triggers=False)
         self._machines: Mapping[str, Machine] = MappingProxyType(machines)
+        # asked on every transition and for every button shown: answered once per
+        # (workflow, transition, state) by the machine, then looked up
+        self._allowed = {(w.name, t.name, state): bool(machines[w.name].get_transitions(
+                             trigger=t.name, source=state))
+                         for w in registry.workflows.values()
+                         for t in w.transitions.values() for state in w.states}
 
     def allowed(self, workflow: Workflow, transition: Transition, state: str) -> bool:
         """Whether `transition` may fire from `state`."""
-        machine = self._machines[workflow.name]
-        return bool(machine.get_transitions(trigger=transition.name, source=state))
+        return self._allowed.get((workflow.name, transition.name, state), False)
 
     def target(self, workflow: Workflow, transition: Transition, state: str) -> str:
         machine = self._machines[workflow.name]

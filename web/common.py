@@ -75,3 +75,12 @@ def display(entity: Entity, name: str, value, titles: dict, locale: str) -> str:
 def titles_for(caller, entity: Entity, records: list[dict], columns) -> dict:
     with site().engine.connect() as conn:
         return Lister(site().service).titles(conn, caller, entity, records, list(columns))
+
+
+def record_title(entity: Entity, record: dict, titles: dict, locale: str) -> str:
+    """A record as a link names it: its title field shown as text, else #id."""
+    if entity.title != "id" and entity.title in record:
+        text = display(entity, entity.title, record.get(entity.title), titles, locale)
+        if text:
+            return text
+    return f"#{record['id']}"

@@ -17,7 +17,7 @@ from engine.registry.model import SYSTEM_FIELDS, Entity, Transition, Workflow
 from web.common import display, entity_for, entity_plural, field_label, site
 from web.formbuild import general_errors
 from web.i18n import t
-from web.record_actions import granted, record_title
+from web.record_actions import granted, shown_title
 from web.ui import page, ui
 
 CARDS_PER_COLUMN = 50
@@ -149,7 +149,7 @@ def board_move(entity, record_id):
         record = site().service.transition(caller, ent.name, record_id, name, {}, version)
     except RecordError as exc:
         return board_page(ent, status=exc.status, problem=problem_of(ent, record_id, exc))
-    flash(t("moved", loc, title=record_title(ent, record),
+    flash(t("moved", loc, title=shown_title(ent, record),
             state=state_label(workflow, record.get(workflow.field), loc)), "success")
     return redirect(url_for("ui.board_view", entity=ent.name))
 
@@ -190,7 +190,7 @@ def choice_of(entity: Entity, workflow: Workflow, record_id: int, target: str,
     """The question shown when several transitions lead to the column a card was dropped on."""
     loc = g.caller.locale
     record = site().service.get(g.caller, entity.name, record_id, with_lines=False)
-    return {"prompt": t("choose_transition", loc, title=record_title(entity, record),
+    return {"prompt": t("choose_transition", loc, title=shown_title(entity, record),
                         source=state_label(workflow, record.get(workflow.field), loc),
                         target=state_label(workflow, target, loc)),
             "action": url_for("ui.board_move", entity=entity.name, record_id=record_id),
@@ -205,7 +205,7 @@ def problem_of(entity: Entity, record_id: int, exc: RecordError) -> dict:
     except RecordError:  # a record the caller cannot read is named by its id only
         title, record_url = f"#{record_id}", None
     else:
-        title = record_title(entity, record)
+        title = shown_title(entity, record)
         record_url = url_for("ui.record_view", entity=entity.name, record_id=record_id)
     return {"headline": t("move_refused", loc, title=title),
             "details": general_errors(entity, exc, set(), loc),

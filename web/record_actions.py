@@ -11,7 +11,7 @@ from flask import Flask, flash, g, redirect, request, url_for
 
 from engine.errors import RecordError
 from engine.registry.model import Entity
-from web.common import display, entity_for, field_of, site, titles_for
+from web.common import entity_for, field_of, record_title, site, titles_for
 from web.formbuild import general_errors
 from web.i18n import t
 from web.ui import record_page, ui
@@ -49,15 +49,12 @@ def owner_choices(current) -> list[tuple[str, str]]:
     return found
 
 
-def record_title(entity: Entity, record: dict) -> str:
-    """The record as a person names it: its title shown as on its page, else #id."""
+def shown_title(entity: Entity, record: dict) -> str:
+    """The record as a person names it in a message: its title as on its page, else #id."""
     caller = g.caller
-    if entity.title not in record or record.get(entity.title) in (None, ""):
-        return f"#{record['id']}"
     titles = titles_for(caller, entity, [record], [entity.title]) \
-        if field_of(entity, entity.title).type == "reference" else {}
-    return display(entity, entity.title, record[entity.title], titles, caller.locale) \
-        or f"#{record['id']}"
+        if entity.title in record and field_of(entity, entity.title).type == "reference" else {}
+    return record_title(entity, record, titles, caller.locale)
 
 
 def refusal(entity: Entity, exc: RecordError, locale: str) -> list[str]:
@@ -94,7 +91,7 @@ def delete_record(entity, record_id):
     ent = entity_for(entity)
     caller, loc = g.caller, g.caller.locale
     service = site().service
-    title = record_title(ent, service.get(caller, ent.name, record_id, with_lines=False))
+    title = shown_title(ent, service.get(caller, ent.name, record_id, with_lines=False))
     try:
         service.delete(caller, ent.name, record_id, request.form.get("version"))
     except RecordError as exc:

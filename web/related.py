@@ -7,7 +7,7 @@ from flask import current_app, url_for
 from engine.errors import RecordError
 from engine.records.listing import parse_query
 from engine.registry.model import Entity, Field
-from web.common import display, entity_plural, readable, site
+from web.common import display, entity_plural, readable, record_title, site
 from web.formfields import input_fields
 from web.i18n import t
 
@@ -30,15 +30,6 @@ def referrers(entity: Entity) -> list[tuple[Entity, Field]]:
                     index.setdefault(fld.to, []).append((other, fld))
         cached = current_app.extensions["crm_ui_referrers"] = (registry, index)
     return cached[1].get(entity.name, [])
-
-
-def record_title(entity: Entity, record: dict, titles: dict, locale: str) -> str:
-    """A record as a link names it: its title field shown as text, else #id."""
-    if entity.title != "id" and entity.title in record:
-        text = display(entity, entity.title, record.get(entity.title), titles, locale)
-        if text:
-            return text
-    return f"#{record['id']}"
 
 
 def related_lists(caller, entity: Entity, record_id: int) -> list[dict]:

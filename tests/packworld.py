@@ -115,3 +115,35 @@ def today() -> dt.date:
 def raises(kind):
     from engine import errors
     return pytest.raises(getattr(errors, kind))
+
+
+def world_fixture(pack: str | None):
+    """A module-scoped fixture `w`: the seeded world of `pack`, on SQLite and PostgreSQL."""
+    @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+    def w(request, tmp_path_factory):
+        world, drop = make_world(request, tmp_path_factory, pack)
+        world.kind = request.param
+        yield world
+        world.engine.dispose()
+        if drop:
+            drop()
+    return w
+
+
+# short ways to act as a demo user in the per-requirement tests
+
+def create(w, who, entity, **values):  # `who`: a record may have a field named `role`
+    return w.service.create(w.as_(who), entity, values)
+
+
+def fire(w, role, entity, record, name, **values):
+    return w.service.transition(w.as_(role), entity, record["id"], name, values or None)
+
+
+def get(w, entity, record, role="admin"):
+    return w.service.get(w.as_(role), entity, record["id"])
+
+
+def update(w, role, entity, record, **values):
+    current = w.service.get(w.as_("admin"), entity, record["id"])
+    return w.service.update(w.as_(role), entity, record["id"], values, current["version"])

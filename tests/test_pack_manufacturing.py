@@ -14,28 +14,10 @@ import sys
 
 import pytest
 
-from packworld import REPO, UTC, make_world, raises, seed_counts, today
+from packworld import REPO, UTC, create, fire, get, raises, seed_counts, today, world_fixture
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def w(request, tmp_path_factory):
-    world, drop = make_world(request, tmp_path_factory, "manufacturing")
-    yield world
-    world.engine.dispose()
-    if drop:
-        drop()
-
-
-def create(w, role, entity, **values):
-    return w.service.create(w.as_(role), entity, values)
-
-
-def fire(w, role, entity, record, name, **values):
-    return w.service.transition(w.as_(role), entity, record["id"], name, values or None)
-
-
-def get(w, entity, record, role="admin"):
-    return w.service.get(w.as_(role), entity, record["id"])
+w = world_fixture("manufacturing")
 
 
 def soon(hours=48):

@@ -14,34 +14,10 @@ import sys
 
 import pytest
 
-from packworld import REPO, make_world, raises, seed_counts, today
+from packworld import REPO, create, fire, get, raises, seed_counts, today, update, world_fixture
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def w(request, tmp_path_factory):
-    world, drop = make_world(request, tmp_path_factory, "pharma")
-    world.kind = request.param
-    yield world
-    world.engine.dispose()
-    if drop:
-        drop()
-
-
-def create(w, who, entity, **values):
-    return w.service.create(w.as_(who), entity, values)
-
-
-def fire(w, role, entity, record, name, **values):
-    return w.service.transition(w.as_(role), entity, record["id"], name, values or None)
-
-
-def get(w, entity, record, role="admin"):
-    return w.service.get(w.as_(role), entity, record["id"])
-
-
-def update(w, role, entity, record, **values):
-    current = w.service.get(w.as_("admin"), entity, record["id"])
-    return w.service.update(w.as_(role), entity, record["id"], values, current["version"])
+w = world_fixture("pharma")
 
 
 def _query(**filters):

@@ -2,7 +2,7 @@
 worker, against minimal hand-written Flask + SQLAlchemy Core endpoints returning the same JSON
 (the create writes its audit entry too), measured in the same run.
 
-Run by hand (needs gunicorn: pip install gunicorn):  python bench/http_bench.py [--seconds 10]
+Run by hand (needs gunicorn: pip install -e '.[deploy]'):  python bench/http_bench.py [--seconds 10]
 The load comes from client threads in this process with keep-alive connections.
 """
 

@@ -157,6 +157,27 @@ def schema(output: str | None):
         click.echo(text)
 
 
+@cli.command()
+@click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
+              help="Folder to write the pages into (created if missing).")
+@click.option("--pack", "pack", help="Document a pack on its own instead of a site.")
+@click.option("--locale", type=click.Choice(["en", "zh"]),
+              help="Language of the pages (default: the site's locale).")
+@common_options
+@click.pass_context
+def docs(ctx: click.Context, output: str, pack: str | None, locale: str | None):
+    """Write the data dictionary as static HTML pages that open without a network."""
+    from web.dictionary import DocsFolderTaken, write_docs
+    registry = engine.load_registry(pack=pack) if pack is not None else _load(ctx)
+    locale = locale or (registry.app.locale if registry.app else "en")
+    try:
+        written = write_docs(registry, Path(output), locale)
+    except DocsFolderTaken as exc:
+        raise CommandFailed(str(exc)) from None
+    pages = sum(1 for path in written if path.suffix == ".html")
+    click.echo(f"wrote {pages} pages to {Path(output) / 'index.html'}")
+
+
 def _load(ctx: click.Context):
     """Load the site's registry; problems are printed and the command fails."""
     return engine.load_registry(site=_site(ctx))
@@ -337,27 +358,90 @@ def export(ctx, entity, fmt, output):
     click.echo(f"exported {count} {entity} records", err=True)
 
 
+@cli.command("sweep-files")
+@click.option("--dry-run", is_flag=True, help="List the files that would be removed.")
+@click.option("--min-age", type=click.IntRange(min=0), default=60, show_default=True,
+              help="Minutes: younger files are kept (their upload may still be saving).")
+@common_options
+@click.pass_context
+def sweep_files(ctx, dry_run, min_age):
+    """Remove stored files no record or attachment refers to any more (docs/files.md)."""
+    import datetime as dt
+
+    from engine.records.attachments import sweep_orphans
+    _, service, _ = _services(ctx)
+    orphans = sweep_orphans(service, dt.timedelta(minutes=min_age), dry_run)
+    for key in orphans:
+        click.echo(key)
+    click.echo(f"{len(orphans)} unreferenced files {'found' if dry_run else 'removed'} in "
+               f"{getattr(service.files, 'root', 'the file store')}", err=True)
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--dev", is_flag=True,
+              help="Reload the YAML whenever it is saved and show its problems in the browser "
+                   "(development only: loopback addresses only).")
 @common_options
 @click.pass_context
-def serve(ctx, host, port, threads):
+def serve(ctx, host, port, threads, dev=False):
     """Serve the web UI and the JSON API (with schedules and webhooks in the background)."""
     import waitress
 
     from web import create_app
     from web.scheduler import Scheduler
+    if dev:
+        return _serve_dev(ctx, host, port, threads)
     registry, service, users = _services(ctx)
     app = create_app(registry, service.engine)
-    scheduler = Scheduler(app.extensions["crm"].service).start()
+    scheduler = Scheduler(lambda: app.extensions["crm"].service).start()
     click.echo(f"serving {registry.app.label.get() if registry.app else 'CRM'} on "
                f"http://{host}:{port}/  (Ctrl+C stops)")
     try:
         waitress.serve(app, host=host, port=port, threads=threads, ident="crm")
     finally:
         scheduler.stop()
+
+
+def _serve_dev(ctx: click.Context, host: str, port: int, threads: int) -> None:
+    """`crm serve --dev`: see docs/tools.md, "Live reload"."""
+    import waitress
+
+    from web.devserver import DevServer, is_loopback
+    from web.scheduler import Scheduler
+    if not is_loopback(host):
+        # the dev pages show the configuration and apply migrations without a sign-in
+        raise CommandFailed(f"--dev listens on loopback addresses only (127.0.0.1, ::1), not "
+                            f"{host}: it shows the configuration and applies migrations "
+                            "without a sign-in; serve without --dev for other hosts")
+
+    def report(state) -> None:
+        when = state.loaded_at.strftime("%H:%M:%S")
+        if state.status == "ok":
+            click.echo(f"{when} configuration OK (reload {state.generation})", err=True)
+        elif state.status == "invalid":
+            count = len(state.problems)
+            click.echo(f"{when} {count} problem{'s' if count != 1 else ''} in the "
+                       "configuration; the browser shows them:", err=True)
+            for problem in state.problems:
+                click.echo(f"  {problem}", err=True)
+        elif state.status == "migration":
+            click.echo(f"{when} the database needs {len(state.plan.changes)} changes; the "
+                       "browser shows the plan", err=True)
+        else:
+            click.echo(f"{when} reload failed: {state.failure}", err=True)
+
+    server = DevServer(_site(ctx), database=ctx.find_root().meta.get("database"),
+                       scheduler=Scheduler, on_reload=report).start()
+    click.echo("crm: development server: YAML edits are applied when saved; do not use it "
+               "in production", err=True)
+    click.echo(f"serving {_site(ctx)} on http://{host}:{port}/  (Ctrl+C stops)")
+    try:
+        waitress.serve(server, host=host, port=port, threads=threads, ident="crm")
+    finally:
+        server.stop()
 
 
 @cli.command()

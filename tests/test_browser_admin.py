@@ -46,3 +46,26 @@ def test_an_admin_creates_a_user_who_then_signs_in(browser, server):  # noqa: F8
     assert page.locator("header >> text=Admin").count() == 0  # a manager is no admin
     assert errors == []
     page.close()
+
+
+def test_the_audit_log_on_a_phone_shows_local_times_and_filters_in_that_zone(browser, server):  # noqa: F811,E501
+    base, world = server
+    world.users.create("auditor", "pw-auditor", ["admin"])
+    context = browser.new_context(viewport={"width": 390, "height": 844},
+                                  timezone_id="Asia/Shanghai", locale="en-GB")
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(page, base, "auditor")
+    page.goto(base + "/admin/audit")
+    first = page.locator("table.audit-log time").first
+    assert first.get_attribute("title").endswith(" UTC")  # the server's UTC text, kept
+    assert "UTC" not in first.inner_text()  # shown in the browser's zone instead
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.select_option("select[name=entity]", "user")
+    page.click("form.console-filters button[type=submit]")
+    page.wait_for_load_state()
+    assert "tz=Asia%2FShanghai" in page.url and "entity=user" in page.url
+    assert page.locator("table.audit-log tbody tr").count() >= 1  # the account's creation
+    assert errors == []
+    context.close()

@@ -13,6 +13,6 @@ def test_every_error_code_is_documented():
         text = path.read_text()
         used.update(re.findall(r'"((?:yaml|file|empty|schema|unknown|missing|wrong|bad|expr|'
                                r'duplicate|reserved|system|key|not|extend|remove|type|pack|app|'
-                               r'role|workflow|child|measure|notify|unreachable|assignment)-[a-z-]+)"', text))
+                               r'role|workflow|child|measure|notify|unreachable|assignment|lookup)-[a-z-]+)"', text))
     used |= {f"duplicate-{kind}" for kind in ("workflow", "automation", "report", "dashboard")}
     assert used - documented == set()

@@ -99,6 +99,10 @@ def create_app(registry: Registry, engine: sa.Engine) -> Flask:
     register_dashboards(app)
     from web.admin import register_admin
     register_admin(app)
+    from web.dictionary import register_dictionary
+    register_dictionary(app)
+    from web.import_wizard import register_import_wizard
+    register_import_wizard(app)
 
     def is_api() -> bool:
         return request.path.startswith("/api/")

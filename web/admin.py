@@ -27,6 +27,8 @@ PAGE_SIZE = 100
 
 def register_admin(app: Flask) -> None:
     app.register_blueprint(admin)
+    from web.admin_console import register_console
+    register_console(app)
 
 
 @admin.before_request

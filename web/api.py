@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, g, jsonify, request
 
 from engine.errors import BadRequest, NotFound, RecordError
 from engine.records.listing import parse_query
@@ -19,7 +19,8 @@ PUBLIC = {("POST", "/api/v1/auth/token")}
 
 
 def ctx():
-    return current_app.extensions["crm"]
+    from web.common import site  # one Site per request (see there)
+    return site()
 
 
 def error(status: int, code: str, message: str, fields: dict | None = None, **extra):
@@ -174,8 +175,9 @@ def list_records(entity):
 
 @api.post("/<entity>")
 def create_record(entity):
+    from web.files import record_body  # JSON, or multipart/form-data with files
     ent = entity_for(entity)
-    record = ctx().service.create(g.caller, ent.name, body())
+    record = ctx().service.create(g.caller, ent.name, record_body())
     return jsonify({"data": record_json(ent, record)}), 201
 
 
@@ -187,8 +189,9 @@ def get_record(entity, record_id):
 
 @api.patch("/<entity>/<int:record_id>")
 def update_record(entity, record_id):
+    from web.files import record_body  # JSON, or multipart/form-data with files
     ent = entity_for(entity)
-    data = body()
+    data = record_body()
     version = version_sent(data)
     record = ctx().service.update(g.caller, ent.name, record_id, data, version)
     return jsonify({"data": record_json(ent, record)})

@@ -17,7 +17,12 @@ from web.i18n import t
 
 
 def site():
-    return current_app.extensions["crm"]
+    """The Site serving this request, read once per request: the admin console swaps it after
+    a migration (web/admin_site.py), and a request must not mix two configurations."""
+    found = g.get("crm_site")
+    if found is None:
+        found = g.crm_site = current_app.extensions["crm"]
+    return found
 
 
 def entity_for(name: str) -> Entity:
@@ -67,6 +72,8 @@ def display(entity: Entity, name: str, value, titles: dict, locale: str) -> str:
         return t("yes" if value else "no", locale)
     if fld.type == "json":
         return json.dumps(value, ensure_ascii=False)
+    if fld.type == "file":  # its metadata: the name is what a person knows it by
+        return str(value.get("name") or "") if isinstance(value, dict) else ""
     if isinstance(value, dt.datetime):  # to the minute: seconds are noise to a person
         return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return str(to_json(fld, value))

@@ -23,6 +23,9 @@ class FormSections(list):
         super().__init__(sections)
         self.state_url = state_url
         self.lines = lines or []  # one editor per lines field the person may write
+        self.lines_lookups = False  # rows' changes are sent too: a lookup fills their fields
+        # a form with a file input is sent as multipart/form-data
+        self.multipart = any(f["widget"] == "file" for s in sections for f in s["fields"])
 
 
 def form_states(caller, entity: Entity, fields: list[Field], values: dict,
@@ -37,7 +40,21 @@ def form_states(caller, entity: Entity, fields: list[Field], values: dict,
 def has_rules(entity: Entity) -> bool:
     """Whether anything on the entity's form depends on a rule (visible_if and the like)."""
     return any(f.visible_if or f.required_if or f.read_only_if
-               for f in entity.fields.values()) or any(s.visible_if for s in entity.form_sections)
+               for f in entity.fields.values()) or any(s.visible_if for s in entity.form_sections) \
+        or has_lookups(entity)
+
+
+def has_lookups(entity: Entity) -> bool:
+    """Whether a field of the entity, or of its lines, is filled by a lookup when left empty."""
+    return any(f.lookup is not None for f in entity.fields.values()) or lines_lookups(entity)
+
+
+def lines_lookups(entity: Entity) -> bool:
+    """Whether a field of the entity's lines is filled by a lookup (the form then asks again
+    when a row changes)."""
+    entities = site().registry.entities
+    return any(f.lookup is not None for lines in entity.fields.values() if lines.type == "lines"
+               for f in entities[lines.child_entity].fields.values())
 
 
 def build_form(caller, entity: Entity, values: dict, errors: dict,
@@ -72,6 +89,11 @@ def build_form(caller, entity: Entity, values: dict, errors: dict,
             for fld in rest]})
     for section in sections:
         section["visible"] = any(f["visible"] for f in section["fields"])
+        for item in section["fields"]:
+            if item["widget"] == "file":  # the file it has, whatever the form sent
+                item["current"] = form_value(fields[item["name"]],
+                                             record.get(item["name"]) if record else None)
+                item["accept"] = ",".join(fields[item["name"]].accept)
     state_url = None
     if has_rules(entity):
         state_url = url_for("forms.form_state", entity=entity.name) if record is None else \
@@ -79,7 +101,9 @@ def build_form(caller, entity: Entity, values: dict, errors: dict,
     editors = [lines_editor(caller, entity, fld, record, (line_rows or {}).get(fld.name),
                             errors)
                for fld in lines_fields(caller, entity)]
-    return FormSections(sections, state_url, editors)
+    form = FormSections(sections, state_url, editors)
+    form.lines_lookups = lines_lookups(entity)
+    return form
 
 
 def _form_item(caller, entity: Entity, fld: Field, value, errors: dict, states: dict,

@@ -7,8 +7,11 @@ import datetime as dt
 import json
 from decimal import Decimal
 
+from flask import request
+
 from engine.errors import RecordError
 from engine.records.listing import parse_query
+from engine.records.uploads import Upload
 from engine.records.values import to_json
 from engine.registry.model import Entity, Field
 from web.common import site
@@ -49,7 +52,7 @@ def widget(fld: Field) -> str:
         return "date"
     if fld.type == "datetime":
         return "datetime"
-    return {"email": "email", "url": "url", "phone": "tel"}.get(fld.type, "text")
+    return {"email": "email", "url": "url", "phone": "tel", "file": "file"}.get(fld.type, "text")
 
 
 def form_value(fld: Field, value):
@@ -60,6 +63,8 @@ def form_value(fld: Field, value):
         return list(value or [])
     if value is None:
         return ""
+    if fld.type == "file":  # the stored file's name; a form sends a file only to change it
+        return str(value.get("name") or "") if isinstance(value, dict) else ""
     if fld.type == "json":
         return json.dumps(value, ensure_ascii=False)
     if fld.type == "datetime" and isinstance(value, dt.datetime):
@@ -71,12 +76,30 @@ def form_value(fld: Field, value):
     return str(value)
 
 
+REMOVE_FILE = "\x00remove"  # a file field's "remove" box was ticked (no text input sends NUL)
+
+
 def submitted(fld: Field, form):
+    if fld.type == "file":
+        return _file_submitted(fld, form)
     if fld.type == "boolean":
         return form.get(fld.name) in ("true", "on", "1")
     if fld.type == "multi_enum":
         return [v for v in form.getlist(fld.name) if v]
     return form.get(fld.name, "")
+
+
+def _file_submitted(fld: Field, form):
+    """A file field's input: an Upload, REMOVE_FILE, or "" (keep the file it has). Only a
+    posted form carries files: initial values from a query string never set one."""
+    if form is not request.form:
+        return ""
+    part = request.files.get(fld.name)
+    if part is not None and part.filename:
+        return Upload(part.filename, part.read())
+    if form.get(f"{fld.name}__remove") in ("true", "on", "1"):
+        return REMOVE_FILE
+    return ""
 
 
 def to_input(fld: Field, value, errors: dict, locale: str):
@@ -151,6 +174,12 @@ def form_changes(fields: list[Field], values: dict, record: dict | None, errors:
     data = {}
     for fld in fields:
         value = values[fld.name]
+        if fld.type == "file":  # a new file, or "remove"; nothing chosen keeps the file
+            if isinstance(value, Upload):
+                data[fld.name] = value
+            elif value == REMOVE_FILE:
+                data[fld.name] = None
+            continue
         if record is None or value != form_value(fld, record.get(fld.name)):
             data[fld.name] = to_input(fld, value, errors, locale)
     return data

@@ -22,10 +22,10 @@ from engine.records.listing import TEXTUAL, parse_query
 from engine.registry.model import Field
 from web.api import error
 from web.common import entity_for, site
-from web.formbuild import form_states
-from web.formfields import choice_label, input_fields, submitted
+from web.formbuild import form_states, has_lookups
+from web.formfields import choice_label, form_changes, form_value, input_fields, submitted
 from web.i18n import t
-from web.lines_editor import line_input_fields, lines_fields
+from web.lines_editor import line_input_fields, lines_fields, lines_input
 from web.session import current_caller, ui_locale
 
 forms = Blueprint("forms", __name__)
@@ -57,7 +57,34 @@ def form_state(entity, record_id=None):
     record = site().service.get(caller, ent.name, record_id) if record_id is not None else None
     values = {f.name: submitted(f, request.form) for f in fields}
     states = form_states(caller, ent, fields, values, record)
-    return jsonify({"fields": {f.name: states[f.name] for f in fields}})
+    answer = {"fields": {f.name: states[f.name] for f in fields}}
+    if has_lookups(ent):
+        answer["lookups"] = lookup_values(caller, ent, fields, values, record)
+    return jsonify(answer)
+
+
+def lookup_values(caller, entity, fields: list[Field], values: dict,
+                  record: dict | None) -> dict[str, str]:
+    """{input name: value as the input would show it} for the inputs left empty that saving
+    the form would fill from a lookup (a price list's price): the form shows them as
+    placeholders. Lines rows are named as the form names them (`lines[4].unit_price`)."""
+    data = form_changes(fields, values, record, {}, caller.locale)
+    lines = lines_input(caller, entity, request.form, record)
+    data.update(lines.data)
+    found = site().service.lookups.preview(caller, entity.name, data,
+                                           record["id"] if record is not None else None)
+    by_input, _ = lines.form_errors({key: [value] for key, value in found.items()})
+    registry = site().registry
+    result = {}
+    for key, (value,) in by_input.items():
+        lines_name, _, child_field = key.partition("].")
+        if child_field:
+            child = registry.entities[entity.fields[lines_name.split("[")[0]].child_entity]
+            fld = child.fields[child_field]
+        else:
+            fld = entity.fields[key]
+        result[key] = form_value(fld, value)
+    return result
 
 
 @forms.get("/<entity>/choices/<field>")

@@ -204,7 +204,9 @@ def lines_editor(caller, entity: Entity, lines: Field, record: dict | None,
                       "list_url": url_for("ui.list_view", entity=fld.to)}
         return {"name": fld.name, "input_name": f"{lines.name}[{key}].{fld.name}",
                 "control_id": control_id, "label": fld.label.get(loc), "widget": kind,
-                "type": fld.type, "value": value, "required": fld.required,
+                # a looked-up field may be left empty: saving fills it (engine/records/lookups)
+                "type": fld.type, "value": value,
+                "required": fld.required and fld.lookup is None,
                 "read_only": False, "step": input_step(fld), "choices": found, "picker": picker,
                 "errors": errors.get(f"{lines.name}[{key}].{fld.name}", [])}
 
@@ -239,7 +241,7 @@ def lines_editor(caller, entity: Entity, lines: Field, record: dict | None,
                          "pristine": False})
     return {"name": lines.name, "label": lines.label.get(loc), "marker": LINES_MARKER,
             "headers": [{"label": f.label.get(loc),
-                         "required": f.name in writable and f.required,
+                         "required": f.name in writable and f.required and f.lookup is None,
                          "numeric": f.type in ("integer", "decimal", "money", "percent",
                                                "rollup")} for f in columns],
             "rows": views, "template": template, "next_row": next_key + BLANK_LINE_ROWS,

@@ -52,6 +52,9 @@ def field_meta(ctx, caller, entity: Entity, access) -> list[dict]:
             child = ctx.registry.entities[f.child_entity]
             item["entity"] = child.name
             item["fields"] = field_meta(ctx, caller, child, ctx.service.access(caller, child))
+        if f.type == "file":  # what an upload must be (docs/files.md)
+            item["max_mb"] = f.max_mb
+            item["accept"] = list(f.accept)
         for key in ("max_length", "min", "max", "precision", "scale", "pattern"):
             value = getattr(f, key)
             if value is not None and not hasattr(value, "evaluate"):
@@ -100,7 +103,10 @@ _JSON_TYPES = {"integer": {"type": "integer"}, "boolean": {"type": "boolean"},
                "decimal": {"type": "string"}, "money": {"type": "string"},
                "percent": {"type": "string"}, "rollup": {"type": "string"},
                "reference": {"type": "integer"}, "json": {},
-               "multi_enum": {"type": "array", "items": {"type": "string"}}}
+               "multi_enum": {"type": "array", "items": {"type": "string"}},
+               "file": {"type": "object", "nullable": True, "properties": {
+                   "name": {"type": "string"}, "size": {"type": "integer"},
+                   "content_type": {"type": "string"}, "sha256": {"type": "string"}}}}
 
 
 def _schema_of(ctx, entity: Entity) -> dict:
@@ -202,6 +208,30 @@ def openapi_document(ctx) -> dict:
         paths[f"/{entity.name}/{{id}}/history"] = {
             "parameters": id_param,
             "get": {"summary": "Audit trail", "responses": {"200": {"description": "entries"}}}}
+        file_answer = {"200": {"description": "the file, as a download", "content": {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+            "404": error}
+        paths[f"/{entity.name}/{{id}}/attachments"] = {
+            "parameters": id_param,
+            "get": {"summary": "Attachments", "responses": {"200": {"description": "list"}}},
+            "post": {"summary": "Attach a file (multipart part 'file', or JSON "
+                                "{name, content_base64})", "requestBody": {"content": {
+                "multipart/form-data": {"schema": {"type": "object", "properties": {
+                    "file": {"type": "string", "format": "binary"}}}},
+                "application/json": {"schema": {"type": "object", "properties": {
+                    "name": {"type": "string"}, "content_base64": {"type": "string"}}}}}},
+                "responses": {"201": {"description": "attached"}, "403": error,
+                              "413": error, "422": error}}}
+        paths[f"/{entity.name}/{{id}}/attachments/{{attachment}}"] = {
+            "parameters": id_param + [{"name": "attachment", "in": "path", "required": True,
+                                       "schema": {"type": "integer"}}],
+            "get": {"summary": "Download an attachment", "responses": file_answer},
+            "delete": {"summary": "Delete an attachment", "responses": {
+                "204": {"description": "deleted"}, "403": error, "404": error}}}
+        for fname in (n for n, f in entity.fields.items() if f.type == "file"):
+            paths[f"/{entity.name}/{{id}}/files/{fname}"] = {
+                "parameters": id_param,
+                "get": {"summary": f"Download the file of {fname}", "responses": file_answer}}
         if entity.workflow:
             paths[f"/{entity.name}/{{id}}/transitions"] = {
                 "parameters": id_param,

@@ -14,7 +14,9 @@ log = logging.getLogger("crm.scheduler")
 
 class Scheduler:
     def __init__(self, service, interval: float = 30.0):
-        self.service = service
+        # a RecordService, or a function returning the current one: the admin console swaps
+        # the service after it applies a migration, and the thread must follow it
+        self._service = service if callable(service) else (lambda: service)
         self.interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="crm-scheduler", daemon=True)
@@ -28,7 +30,8 @@ class Scheduler:
         self._thread.join(timeout=10)
 
     def run_once(self) -> list[str]:
-        return self.service.automations.run_due() + self.service.webhooks.deliver_due()
+        service = self._service()
+        return service.automations.run_due() + service.webhooks.deliver_due()
 
     def _loop(self) -> None:
         while not self._stop.is_set():

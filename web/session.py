@@ -26,7 +26,8 @@ UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 
 def site():
-    return current_app.extensions["crm"]
+    from web.common import site  # one Site per request (see there)
+    return site()
 
 
 # ---------------------------------------------------------------- secret key and cookie

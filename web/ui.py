@@ -12,6 +12,7 @@ from flask import Blueprint, Flask, g, redirect, render_template, request, url_f
 
 from engine.errors import BadRequest, NotFound, RecordError
 from engine.records.listing import parse_query
+from engine.records.attachments import AUDIT_KEY
 from engine.registry.labels import words
 from engine.registry.model import Entity, Field
 from web.common import (display, entity_for, entity_plural, field_label, field_of, readable,
@@ -37,6 +38,8 @@ def register_ui(app: Flask) -> None:
     from web import kanban, listing_ui, printing, record_actions  # noqa: F401 (their routes)
     kanban.setup(app)
     record_actions.setup(app)
+    from web import files
+    files.setup(app)
     app.register_blueprint(ui)
     from web.forms import forms  # JSON helpers of the forms, with their own JSON errors
     app.register_blueprint(forms)
@@ -265,7 +268,7 @@ def record_page(ent: Entity, record_id: int, *, status: int = 200, values=None, 
         if fld.type == "lines":
             tables.append(lines_table(caller, fld, record.get(name) or []))
         elif workflow is None or name != workflow.field:
-            shown.append({"label": fld.label.get(loc),
+            shown.append({"name": name, "label": fld.label.get(loc),
                           "value": display(ent, name, record.get(name), titles, loc)})
     meta = [{"label": field_label(ent, n, loc), "value": display(ent, n, record.get(n), titles,
                                                                  loc)}
@@ -284,9 +287,11 @@ def record_page(ent: Entity, record_id: int, *, status: int = 200, values=None, 
         value = change[side] if isinstance(change, list) and len(change) > side else None
         fld = ent.fields.get(name)
         if fld is not None and value is not None and (
-                fld.type in ("enum", "multi_enum", "boolean") or
+                fld.type in ("enum", "multi_enum", "boolean", "file") or
                 (workflow is not None and name == workflow.field)):
             return display(ent, name, value, {}, loc)
+        if name == AUDIT_KEY:  # an attachment added or deleted: its name
+            return str(value.get("name") or "") if isinstance(value, dict) else ""
         return _change_text(change, side)
 
     def action_text(action: str) -> str:
@@ -299,7 +304,8 @@ def record_page(ent: Entity, record_id: int, *, status: int = 200, values=None, 
     history = [{"at": (e["at"] or "")[:16].replace("T", " ") + " UTC",
                 "user": users.get(e["user"], f"#{e['user']}" if e["user"] else "-"),
                 "action": action_text(e["action"]),
-                "changes": [{"label": field_label(ent, k, loc),
+                "changes": [{"label": t("attachments", loc) if k == AUDIT_KEY
+                             else field_label(ent, k, loc),
                              "old": change_text(k, v, 0), "new": change_text(k, v, 1)}
                             for k, v in (e["changes"] or {}).items()]}
                for e in entries]
@@ -321,7 +327,8 @@ def record_page(ent: Entity, record_id: int, *, status: int = 200, values=None, 
                 top_errors=top_errors or [], version=record["version"])
 
 
-_ACTIONS = {"action_create", "action_update", "action_delete", "action_transition"}
+_ACTIONS = {"action_create", "action_update", "action_delete", "action_transition",
+            "action_attach", "action_detach"}
 
 
 def _change_text(pair, index: int) -> str:

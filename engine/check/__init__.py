@@ -12,6 +12,7 @@ from engine.check.context import CheckRun, Spot
 from engine.check.definitions import pick_definitions
 from engine.check.entities import compile_entities, compile_entity_expressions, merge_entities
 from engine.check.inbound import compile_inbound
+from engine.check.lookups import compile_lookups
 from engine.check.processes import compile_automations, compile_workflows, inject_workflow_fields
 from engine.config.layers import CONTENT_ROOT, Layer, resolve_layers
 from engine.errors import ConfigError, Problem, did_you_mean
@@ -27,6 +28,7 @@ def build_registry(layers: list[Layer], problems: list | None = None) -> Registr
     inject_workflow_fields(run, workflow_docs, drafts)
     entities = compile_entities(run, drafts)
     entities = compile_entity_expressions(run, drafts, entities)
+    entities = compile_lookups(run, drafts, entities)
     roles = compile_roles(run, layers, entities)
     _check_assignment_roles(run, drafts, entities, roles)
     workflows = compile_workflows(run, workflow_docs, entities, roles)
@@ -171,5 +173,6 @@ def _identities(layers: list[Layer]) -> tuple[tuple[PackInfo, ...], AppInfo | No
             app = AppInfo(data["app"], Label.of(data.get("label"), data["app"]), data.get("pack"),
                           data.get("locale", "en"), data.get("database"),
                           data.get("token_days", 30), data.get("max_body_mb", 10.0),
-                          str(layer.folder), tuple(data.get("webhook_allow") or ()))
+                          str(layer.folder), tuple(data.get("webhook_allow") or ()),
+                          files_dir=data.get("files_dir"))
     return tuple(packs), app

@@ -18,6 +18,7 @@ from engine.check.sqlsubset import check_sql_subset
 from engine.config.layers import Layer
 from engine.errors import did_you_mean
 from engine.registry.fieldtypes import FIELD_KINDS
+from engine.registry.contenttypes import KNOWN_TYPES, known_accept
 from engine.registry.labels import Label
 from engine.registry.model import (RESERVED_ENTITY_NAMES, SYSTEM_FIELDS, AssignmentRule,
                                    Entity, Field, FormSection, Option, Validation)
@@ -358,6 +359,8 @@ def _compile_field(run: CheckRun, entity: str, fd: FieldDraft, drafts) -> Field 
         values["min"], values["max"] = 0, 100
     if type_name == "money":
         values["currency"] = spec.get("currency")
+    if type_name == "file":
+        good &= _file(run, fd, values, child=bool(drafts[entity].top.get("parent")))
     for bound in ("min", "max"):
         if bound in spec:
             parsed = _bound(run, fd, bound, kind)
@@ -392,11 +395,12 @@ def _compile_field(run: CheckRun, entity: str, fd: FieldDraft, drafts) -> Field 
             else:
                 run.error(spots["default"], "bad-default", f"field '{fname}': default {exc}")
                 good = False
-    if "compute" in spec and type_name in ("lines", "rollup", "autonumber"):
+    if "compute" in spec and type_name in ("lines", "rollup", "autonumber", "file"):
         run.error(spots["compute"], "key-not-for-type",
                   f"field '{fname}': a {type_name} field cannot be computed", key=True)
         good = False
-    if spec.get("unique") and type_name in ("lines", "json", "multi_enum", "rollup", "text"):
+    if spec.get("unique") and type_name in ("lines", "json", "multi_enum", "rollup", "text",
+                                            "file"):
         run.error(spots["unique"], "key-not-for-type",
                   f"field '{fname}': a {type_name} field cannot be unique", key=True)
         good = False
@@ -534,6 +538,38 @@ def _rollup(run, entity: str, fd: FieldDraft, values, drafts) -> bool:
             return False
     values.update(rollup_of=of, rollup_field=target, rollup_agg=agg)
     return True
+
+
+def _file(run, fd: FieldDraft, values, child: bool) -> bool:
+    """`max_mb` and `accept` of a file field; a file takes no default and no index, and
+    belongs to a record of its own (a child's rows are edited inside the parent's form)."""
+    good = True
+    if child:
+        run.error(fd.spot, "file-in-child", f"field '{fd.name}': a child entity cannot have a "
+                  "file field; put it on the parent entity, or attach the file to the parent "
+                  "record", key=True)
+        good = False
+    for key in ("default", "index"):
+        if key in fd.spec:
+            run.error(fd.spots[key], "key-not-for-type",
+                      f"field '{fd.name}': a file field takes no '{key}'", key=True)
+            fd.spec.pop(key)  # reported once here, not again as a bad default
+            good = False
+    values["max_mb"] = fd.spec.get("max_mb")
+    accept = []
+    for i, entry in enumerate(fd.spec.get("accept") or ()):
+        entry = entry.strip().lower()
+        if not known_accept(entry):
+            hint = " (text files are recognised as text/plain)" if entry.startswith("text/") \
+                else did_you_mean(entry, KNOWN_TYPES)
+            run.error(fd.spots["accept"] / i, "bad-value",
+                      f"field '{fd.name}': accept: '{entry}' is not a content type the engine "
+                      f"recognises from a file's bytes{hint}")
+            good = False
+        elif entry not in accept:
+            accept.append(entry)
+    values["accept"] = tuple(accept)
+    return good
 
 
 def _autonumber(run, fd: FieldDraft, values) -> bool:

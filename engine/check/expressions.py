@@ -47,6 +47,9 @@ def sample_value(field: Field, entities: Mapping[str, Entity], depth: int = 0):
         if target is None or depth > 0:
             return {"id": 1}
         return record_sample(target, entities, depth + 1)
+    if kind == "file":  # its metadata (engine/records/uploads.py)
+        return {"name": "sample.pdf", "size": 1, "content_type": "application/pdf",
+                "sha256": "0" * 64}
     if kind == "lines":
         child = entities.get(field.child_entity or "")
         return [record_sample(child, entities, depth + 1)] if child and depth == 0 else []
@@ -99,7 +102,7 @@ def compile_expression(run: CheckRun, spot: Spot, value, scope: Mapping[str, Any
     for name in names:
         if name not in scope:
             line, column = _find(source, name)
-            known = [n for n in scope if n != "user"] + ["user"]
+            known = [n for n in scope if n != "user"] + (["user"] if "user" in scope else [])
             run.error_at(spot, line, column, "expr-unknown-name",
                          f"{what}: unknown name '{name}'{did_you_mean(name, known)}")
             ok = False

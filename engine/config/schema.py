@@ -14,7 +14,7 @@ LOCALES = ("en", "zh")
 FIELD_TYPES = (
     "string", "text", "integer", "decimal", "money", "percent", "boolean", "date", "datetime",
     "email", "phone", "url", "enum", "multi_enum", "reference", "lines", "rollup", "autonumber",
-    "json",
+    "json", "file",
 )
 AGGREGATES = ("sum", "count", "min", "max", "avg")
 CHARTS = ("table", "bar", "line", "pie", "funnel")
@@ -75,6 +75,28 @@ FIELD_KEYS = {
     "field": _ident,
     "agg": {"enum": list(AGGREGATES)},
     "where": _expr,
+    "max_mb": {"type": "number", "exclusiveMinimum": 0, "maximum": 1024,
+               "description": "file: the largest upload taken, in MB"},
+    "accept": {"type": "array", "minItems": 1, "items": {"type": "string"},
+               "description": "file: the content types taken, as sniffed from the bytes "
+                              "(application/pdf, image/*, text/plain...)"},
+    "lookup": _obj({
+        "from": {**_ident, "description": "the entity whose records are searched"},
+        "take": {**_ident, "description": "the field of the chosen record copied into this one"},
+        "match": {"type": "object", "propertyNames": _ident_keys, "minProperties": 1,
+                  "additionalProperties": {**_scalar, "description": "a CEL expression over "
+                                           "this record (for a line, `parent` is its record)"},
+                  "description": "candidate field -> expression: a candidate matches when "
+                                 "its field is empty or equals the expression's value"},
+        "valid": {**_ident_list, "minItems": 2, "maxItems": 2,
+                  "description": "the candidate's [from, to] date fields, inclusive; an "
+                                 "empty one is an open end"},
+        "on": {**_expr, "description": "the date tested against `valid` (default today())"},
+        "order": {**_str_list, "description": "tie-breaks after the most specific match: "
+                                              "candidate fields, '-' for descending"},
+        "where": {**_expr, "description": "a condition on the candidate (SQL subset)"},
+    }, ("from", "take", "match"), description="fill the field, when it is left empty, from "
+       "the best matching record of another entity (a price from a price list)"),
 }
 FIELD = _obj(FIELD_KEYS)
 
@@ -248,6 +270,9 @@ APP = _obj({
     "locale": {"enum": list(LOCALES)}, "database": _str,
     "token_days": {"type": "integer", "minimum": 1, "maximum": 3650},
     "max_body_mb": {"type": "number", "exclusiveMinimum": 0, "maximum": 1024},
+    "files_dir": {"type": "string", "minLength": 1,
+                  "description": "the folder uploaded files are stored in (relative to the "
+                                 "site folder; default files/)"},
     "webhook_allow": {"type": "array", "items": _str,
                       "description": "hosts or networks (CIDR) webhooks may reach although "
                                      "they are private, loopback or link-local"},

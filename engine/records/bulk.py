@@ -77,6 +77,12 @@ def _create_many(service: RecordService, caller: Caller, entity_name: str,
     prepared: list[tuple[int, dict, dict, list]] = []
     fast = [None] * len(rows) if service._uses_expressions[entity.name] else \
         RowPlan(entity, access, service.registry.workflow_by_entity.get(entity.name)).check(rows)
+    cache: dict = {}  # lookup candidates and answers, shared by the rows of the batch
+    if service.lookups.has(entity.name):
+        if service._uses_expressions[entity.name]:
+            service.lookups.prefetch(conn, entity, rows, cache)
+        else:
+            _look_up(service, conn, caller, entity, fast, cache)
     for i, row in enumerate(rows):
         if fast[i] is not None:
             values, deferred = fast[i]
@@ -85,7 +91,7 @@ def _create_many(service: RecordService, caller: Caller, entity_name: str,
         deferred: list = []
         try:
             values, lines, errors = service._prepare(conn, caller, entity, access, row, None,
-                                                     deferred=deferred)
+                                                     deferred=deferred, cache=cache)
         except RecordError as exc:
             outcomes[i].error = exc
             continue
@@ -108,6 +114,17 @@ def _create_many(service: RecordService, caller: Caller, entity_name: str,
     if valid:
         _insert(service, conn, caller, entity, valid, outcomes)
     return outcomes
+
+
+def _look_up(service, conn, caller, entity: Entity, fast: list, cache: dict) -> None:
+    """Fill the looked-up fields of the rows the row plan took, from candidates read once
+    for the batch; a row left incomplete goes to the full path, which words its refusal."""
+    taken = [i for i, result in enumerate(fast) if result is not None]
+    complete = service.lookups.fill_rows(conn, caller, entity, [fast[i][0] for i in taken],
+                                         cache)
+    for i, ok in zip(taken, complete):
+        if not ok:
+            fast[i] = None
 
 
 def _check_references(service, conn, caller, prepared, outcomes) -> None:

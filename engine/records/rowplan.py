@@ -183,10 +183,13 @@ class RowPlan:
         state_field = workflow.field if workflow else None
         fields = writable_fields(entity, access, state_field)
         self.convert = {name: compile_coercer(fld) for name, fld in fields.items()}
-        self.required = frozenset(n for n, fld in fields.items() if fld.required)
+        # a looked-up field is filled after the plan (bulk._look_up), then judged
+        self.required = frozenset(n for n, fld in fields.items()
+                                  if fld.required and fld.lookup is None)
         self.references = {n: fld for n, fld in fields.items() if fld.type == "reference"}
         self.defaults = [(name, fld.default) for name, fld in entity.fields.items()
-                         if fld.kind.stored and fld.default is not None and name != state_field]
+                         if fld.kind.stored and fld.default is not None and name != state_field
+                         and fld.lookup is None]  # a lookup's default: when nothing matches
         if state_field:
             self.defaults.append((state_field, workflow.initial))
 

@@ -20,16 +20,19 @@ from engine.expr import EvaluationError, Expression, to_cel
 from engine.records.access import SYSTEM, Access, Caller
 from engine.records.assignment import assign_owner
 from engine.records.history import History
+from engine.records.lookups import Lookups, ParentView
 from engine.records.messages import Message, text
 from engine.records.numbering import next_number
 from engine.records.permissions import Permissions
 from engine.records.rollups import Rollups
+from engine.records.uploads import same_file, store_pending
 from engine.records.values import Invalid, coerce, from_storage, to_json
 from engine.registry.fieldtypes import FIELD_KINDS
 from engine.registry.labels import Label
-from engine.registry.model import SYSTEM_FIELDS, Entity, Field, Registry
+from engine.registry.model import SYSTEM_FIELDS, Entity, Field, FieldLookup, Registry
 from engine.storage.database import is_sqlite, write_transaction
 from engine.storage.driver import DriverStatement, driver_insert
+from engine.storage.files import LocalFileStore, files_folder
 from engine.storage.search import fts_table
 from engine.storage.tables import Schema, build_schema
 
@@ -51,12 +54,20 @@ class RecordService(Permissions, Rollups, History):
         self.schema = schema or build_schema(registry)
         self.audit = self.schema.engine["audit"]
         self.users = self.schema.engine["user"]
+        app = registry.app
+        # the bytes of file fields and attachments (a FileStore: tests and deployments may
+        # put another implementation here before serving)
+        self.files = LocalFileStore(files_folder(app.folder if app else None,
+                                                 app.files_dir if app else None))
         self._dependents = self._rollup_dependents()
         self._expression_refs = {name: self._references_in_expressions(e, registry)
                                  for name, e in registry.entities.items()}
         self._referrers = self._reference_index()
         self._uses_expressions = {name: self._has_expressions(e)
                                   for name, e in registry.entities.items()}
+        self.lookups = Lookups(self)
+        for name, deep in self.lookups.deep_references.items():
+            self._expression_refs[name] = self._expression_refs[name] | deep
         # statements built once: SQLAlchemy then only looks their compiled form up
         self._audit_insert = driver_insert(
             self.audit, ["entity", "record_id", "action", "user_id", "at", "changes"],
@@ -91,6 +102,8 @@ class RecordService(Permissions, Rollups, History):
         self._transitions = Transitions(self)
         self.webhooks = Webhooks(self)
         self.automations = Automations(self)
+        from engine.records.attachments import Attachments
+        self.attachments = Attachments(self)
 
     # ----------------------------------------------------------------- precomputed views
 
@@ -315,6 +328,7 @@ class RecordService(Permissions, Rollups, History):
         return self._visible(caller, entity, record)
 
     def _insert(self, conn, entity: Entity, table: sa.Table, row: dict) -> int:
+        store_pending(self.files, row)  # the file first, then the row naming it
         insert = self._statement("insert", entity.name, tuple(row))
         try:
             if self._unique_columns[entity.name]:  # a savepoint only where a write can clash
@@ -360,6 +374,7 @@ class RecordService(Permissions, Rollups, History):
                   if (k in entity.fields and entity.fields[k].kind.stored) or k == "owner"}
         stored.update(version=current["version"] + 1, updated_at=stamp,
                       updated_by=caller.user_id)
+        store_pending(self.files, stored)  # the file first, then the row naming it
         params = {**stored, "_id": current["id"], "_version": current["version"]}
         update = self._statement("update", entity.name, tuple(stored))
         try:
@@ -505,7 +520,12 @@ class RecordService(Permissions, Rollups, History):
                                       trusted=False, fail=lambda name, message: None)
             merged = self._merge(conn, caller, entity, values, current, allow_state=False)
             scope = self._scope(conn, caller, entity, merged)
-            self._compute(entity, scope, values, merged)
+            entered = {name for name, value in values.items() if value is not None}
+            if self.lookups.has(entity.name):
+                self.lookups.derive(conn, entity, scope, values, merged, current,
+                                    lambda name, message: None)
+            else:
+                self._compute(entity, scope, values, merged)
             before = self._scope(conn, caller, entity, current) if current is not None else None
         workflow = self.registry.workflow_by_entity.get(entity.name)
         section_of: dict[str, Any] = {}
@@ -524,7 +544,11 @@ class RecordService(Permissions, Rollups, History):
                 or (workflow is not None and name == workflow.field) \
                 or (before is not None and fld.read_only_if is not None and
                     _holds(fld.read_only_if, before))
-            states[name] = {"visible": visible, "required": self._requires(fld, scope),
+            # a field its lookup fills may be left empty: saving fills it the same way
+            filled = fld.lookup is not None and name not in entered and \
+                merged.get(name) is not None
+            states[name] = {"visible": visible,
+                            "required": self._requires(fld, scope) and not filled,
                             "read_only": read_only}
         return states
 
@@ -533,11 +557,14 @@ class RecordService(Permissions, Rollups, History):
     def _prepare(self, conn, caller: Caller, entity: Entity, access: Access,
                  data: Mapping[str, Any], current: dict | None, allow_state: bool = False,
                  prefix: str = "", deferred: list | None = None,
-                 trusted: bool = False) -> tuple[dict, dict, dict]:
+                 trusted: bool = False, parent: ParentView | None = None,
+                 cache: dict | None = None) -> tuple[dict, dict, dict]:
         """Check and convert input; return (values to store, lines by field, errors).
 
         With `deferred`, the checks that need a query (references, owner, unique values) are
         appended to it for the caller to run once for a whole batch (see engine.records.bulk).
+        `parent` is what a line's lookups see of its record; `cache` keeps lookup answers
+        for a batch (see engine.records.lookups).
         """
         errors: dict[str, list[str]] = {}
         loc = caller.locale
@@ -552,6 +579,17 @@ class RecordService(Permissions, Rollups, History):
             return values, lines, errors  # unknown or protected names: nothing else is checked
 
         merged = self._merge(conn, caller, entity, values, current, allow_state)
+        cache = {} if cache is None else cache
+        looked_up, line_parent = False, None
+        if lines and (self.lookups.has(entity.name) or entity.name in self.lookups.read_by_lines):
+            # this record's lookups and computed fields before its lines, whose lookups may
+            # read them (`parent.channel`); computed fields are evaluated again after the lines
+            early = self._scope(conn, caller, entity, merged)
+            self.lookups.derive(conn, entity, early, values, merged, current, fail,
+                                parent=parent, cache=cache)
+            looked_up = True
+            line_parent = ParentView(early, None if current is None else frozenset(
+                n for n in entity.fields if merged.get(n) != current.get(n)))
 
         # lines first: their computed amounts feed the parent's rollups and checks
         line_values = {}
@@ -571,15 +609,21 @@ class RecordService(Permissions, Rollups, History):
                         continue
                 child_access = self.access(caller, child)
                 v, _, e = self._prepare(conn, caller, child, child_access, item, before,
-                                        prefix=f"{prefix}{name}[{i}].", deferred=deferred)
+                                        prefix=f"{prefix}{name}[{i}].", deferred=deferred,
+                                        parent=line_parent, cache=cache)
                 errors.update(e)
                 prepared.append((before, v))
             line_values[name] = prepared
         lines = line_values
 
-        scope = self._scope(conn, caller, entity, merged) if self._uses_expressions[entity.name] \
-            else {}
-        self._compute(entity, scope, values, merged)
+        has_lookups = self.lookups.has(entity.name)
+        scope = self._scope(conn, caller, entity, merged) \
+            if self._uses_expressions[entity.name] or has_lookups else {}
+        if has_lookups:
+            self.lookups.derive(conn, entity, scope, values, merged, current, fail,
+                                lookups=not looked_up, parent=parent, cache=cache)
+        else:
+            self._compute(entity, scope, values, merged)
         self._validate(conn, caller, entity, merged, values, current, scope, fail,
                        lambda name: prefix + name in errors, deferred, prefix, trusted)
         return values, lines, errors
@@ -621,6 +665,8 @@ class RecordService(Permissions, Rollups, History):
             if not trusted and (fld.read_only or name in access.read_only):
                 fail(name, Message("read_only"))
                 continue
+            if fld.type == "file" and current is not None and same_file(raw, current.get(name)):
+                continue  # the stored file sent back as read: unchanged
             if fld.type == "lines":
                 if not isinstance(raw, list) or not all(isinstance(i, Mapping) for i in raw):
                     fail(name, Message("not_lines"))
@@ -644,6 +690,8 @@ class RecordService(Permissions, Rollups, History):
             for name, fld in entity.fields.items():
                 if name in values or not fld.kind.stored:
                     continue
+                if fld.lookup is not None:
+                    continue  # its default is the fallback when no candidate matches
                 if workflow is not None and name == workflow.field:
                     values[name] = workflow.initial
                 elif fld.default is not None:
@@ -931,6 +979,8 @@ def _expressions_in(value):
     """Every Expression inside registry objects (dataclasses, mappings, sequences)."""
     if isinstance(value, Expression):
         yield value
+    elif isinstance(value, FieldLookup):
+        return  # a lookup's match on a bare reference needs only its id: see deep_references
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         for item in dataclasses.fields(value):
             yield from _expressions_in(getattr(value, item.name))

@@ -67,6 +67,8 @@ def export_rows(service, caller: Caller, entity_name: str,
                     row.append(value)
                 elif isinstance(value, list):
                     row.append(",".join(str(v) for v in value))
+                elif fld is not None and fld.type == "file" and isinstance(value, dict):
+                    row.append(value.get("name"))  # a file is exported as its name
                 elif isinstance(value, dict):
                     import json
                     row.append(json.dumps(value, ensure_ascii=False))
@@ -229,8 +231,12 @@ def map_columns(entity: Entity, header: list[str]) -> list[str | None]:
 
 def import_rows(service, caller: Caller, entity_name: str, header: list[str],
                 rows: list[tuple[int, list]], all_or_nothing: bool = False,
-                progress: Callable[[int], None] | None = None) -> ImportResult:
-    """Create or update one record per row through the record service."""
+                progress: Callable[[int], None] | None = None,
+                dry_run: bool = False) -> ImportResult:
+    """Create or update one record per row through the record service.
+
+    `dry_run` checks every row exactly as an all-or-nothing import would, then rolls the one
+    transaction back: the counts say what would have been created and updated."""
     from engine.storage.database import write_transaction
 
     entity = service.entity(entity_name)
@@ -241,6 +247,9 @@ def import_rows(service, caller: Caller, entity_name: str, header: list[str],
         if not fld.kind.writable or fld.compute is not None or \
                 (workflow is not None and name == workflow.field):
             skip.add(name)  # exported for reading; never written from a file
+    # files are never imported: an empty cell or (on update) the name an export wrote leaves
+    # the file as it is; any other text is refused for the row by the file field itself
+    file_columns = {n for n, f in entity.fields.items() if f.type == "file"}
     result = ImportResult()
     creates: list[tuple[int, dict]] = []
     updates: list[tuple[int, dict]] = []
@@ -249,6 +258,8 @@ def import_rows(service, caller: Caller, entity_name: str, header: list[str],
         for column, cell in zip(columns, cells):
             if column is None or column in skip:
                 continue
+            if column in file_columns and (cell is None or str(cell).strip() == ""):
+                continue
             values[column] = None if (isinstance(cell, str) and cell.strip() == "") else cell
         (updates if values.get("id") not in (None, "") else creates).append((line, values))
 
@@ -256,6 +267,10 @@ def import_rows(service, caller: Caller, entity_name: str, header: list[str],
         values = dict(values)
         record_id, version = values.pop("id"), values.pop("version", None)
         current = service.get(caller, entity.name, record_id, conn=conn)
+        for name in file_columns & set(values):
+            stored = current.get(name)
+            if isinstance(stored, dict) and str(values[name]).strip() == stored.get("name"):
+                del values[name]  # the name an export wrote: the file stays as it is
         service.update(caller, entity.name, current["id"], values,
                        version if version is not None else current["version"], conn=conn)
 
@@ -299,14 +314,15 @@ def import_rows(service, caller: Caller, entity_name: str, header: list[str],
             if progress:
                 progress(1)
 
-    if all_or_nothing:
+    if all_or_nothing or dry_run:
         try:
             with write_transaction(service.engine) as conn:
                 run(conn, atomic=True)
-                if result.rejected:
+                if result.rejected or dry_run:
                     raise _Rollback()
         except _Rollback:
-            result.created = result.updated = 0
+            if not dry_run:
+                result.created = result.updated = 0
             result.rolled_back = True
     else:
         run(None, atomic=False)

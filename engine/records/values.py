@@ -243,12 +243,18 @@ def _not_input(field, raw):
     raise Invalid(Message("not_writable"))
 
 
+def _file(field, raw):
+    # engine.records.uploads builds on this module (Invalid), so it is imported here
+    from engine.records.uploads import check_upload, upload_of
+    return check_upload(upload_of(raw), field.max_mb, field.accept)
+
+
 _COERCE = {
     "string": _text, "text": _text, "email": _email, "phone": _phone, "url": _url,
     "enum": _enum, "multi_enum": _multi_enum, "integer": _integer, "decimal": _decimal,
     "money": _decimal, "percent": _decimal, "rollup": _decimal, "boolean": _boolean,
     "date": _date, "datetime": _datetime, "reference": _reference, "json": _json,
-    "autonumber": _text, "lines": _not_input,
+    "autonumber": _text, "lines": _not_input, "file": _file,
 }
 
 
@@ -269,6 +275,9 @@ def to_json(field: Field | None, value):
         return str(number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP))
     if isinstance(value, Decimal):
         return str(value)
+    if kind == "file":  # never the store's key
+        from engine.records.uploads import public
+        return public(value)
     return value
 
 

@@ -19,7 +19,7 @@ SAMPLE_DATETIME = dt.datetime(2024, 6, 15, 9, 30, tzinfo=UTC)
 COMMON_KEYS = frozenset({
     "type", "label", "help", "placeholder", "required", "default", "unique", "index",
     "read_only", "hidden", "track", "visible_if", "required_if", "read_only_if", "compute",
-    "renamed_from", "remove",
+    "renamed_from", "remove", "lookup",
 })
 
 
@@ -122,12 +122,17 @@ def _not_literal(value, options):
     raise ValueError("takes no default: the engine fills it")
 
 
+def _no_file_literal(value, options):
+    raise ValueError("takes no default: a file field holds an uploaded file")
+
+
 _PARSERS = {
     "string": _text, "text": _text, "email": _text, "phone": _text, "url": _text,
     "integer": _integer, "decimal": _decimal, "money": _decimal, "percent": _decimal,
     "boolean": _boolean, "date": _date, "datetime": _datetime, "enum": _enum,
     "multi_enum": _multi_enum, "reference": _reference, "json": _json,
     "lines": _not_literal, "rollup": _not_literal, "autonumber": _not_literal,
+    "file": _no_file_literal,
 }
 
 _NUMBER_KEYS = frozenset({"min", "max"})
@@ -153,4 +158,5 @@ FIELD_KINDS = MappingProxyType({kind.name: kind for kind in (
               writable=False),
     FieldKind("autonumber", "string", frozenset({"pattern"}), writable=False),
     FieldKind("json", "dyn", orderable=False),
+    FieldKind("file", "map", frozenset({"max_mb", "accept"}), orderable=False),
 )})

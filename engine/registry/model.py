@@ -33,6 +33,27 @@ class Option:
 
 
 @dataclass(frozen=True)
+class FieldLookup:
+    """Where an empty field takes its value from: the best matching record of another entity
+    (a price list entry for an order line). See engine.records.lookups and docs/language.md."""
+
+    source: str  # the entity searched (`from`)
+    take: str  # the field of the chosen record copied into this one
+    match: Mapping[str, Expression]  # candidate field -> expression over this record
+    valid: tuple[str, str] | None = None  # candidate (from, to) date fields; empty = open
+    on: Expression | None = None  # the date tested against `valid`; None: today()
+    order: tuple[tuple[str, bool], ...] = ()  # (candidate field, descending) tie-breaks
+    where: Expression | None = None  # over the candidate, in the SQL subset
+    # fields of this record (and, for a line, of its parent) the expressions read: a change
+    # to one of them resolves an empty field again on update
+    inputs: frozenset[str] = frozenset()
+    parent_inputs: frozenset[str] = frozenset()
+    # reference fields of this record whose target's fields the expressions read (not just
+    # the id): the record service loads those targets for the scope
+    deep_references: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class Field:
     """One field of an entity, with its typed kind and every rule that applies to it."""
 
@@ -70,6 +91,9 @@ class Field:
     rollup_agg: str | None = None
     rollup_where: Expression | None = None
     number_pattern: str | None = None  # autonumber pattern
+    max_mb: float | None = None  # file: largest upload, in MB (the request limit applies too)
+    accept: tuple[str, ...] = ()  # file: content types taken, as sniffed ("image/*" allowed)
+    lookup: FieldLookup | None = None  # filled from another entity's record when left empty
 
     @property
     def type(self) -> str:
@@ -371,6 +395,7 @@ class AppInfo:
     max_body_mb: float = 10.0
     folder: str | None = None
     webhook_allow: tuple[str, ...] = ()
+    files_dir: str | None = None  # where uploaded files are stored (engine/storage/files.py)
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,8 @@ def plan_migration(connection: sa.Connection, registry: Registry,
     for table in schema.engine.values():
         if table.name not in existing:
             plan.steps.append(Step(f"create engine table {table.name}", _create_table(table)))
+        else:  # an index added to an engine table in a later version (crm_audit_at)
+            plan.steps.extend(_index_steps(inspector, table))
 
     for name, table in schema.entities.items():
         entity = registry.entities[name]
@@ -303,8 +305,13 @@ class MigrationRefused(Exception):
         super().__init__("; ".join(s.description for s in plan.refused))
 
 
-def migrate(engine: sa.Engine, registry: Registry, allow_data_loss: bool = False) -> Plan:
-    """Apply the plan in one transaction under the migration lock; raise if refused."""
+def migrate(engine: sa.Engine, registry: Registry, allow_data_loss: bool = False,
+            on_applied: Callable[[sa.Connection, Plan], None] | None = None) -> Plan:
+    """Apply the plan in one transaction under the migration lock; raise if refused.
+
+    `on_applied(connection, plan)` runs last in that transaction (the admin console writes
+    its audit entry there, so the entry exists exactly when the migration committed).
+    """
     schema = build_schema(registry)
     with write_transaction(engine) as connection:
         if connection.dialect.name == "postgresql":
@@ -320,4 +327,6 @@ def migrate(engine: sa.Engine, registry: Registry, allow_data_loss: bool = False
         if plan.changes or latest_snapshot(connection, schema) != plan.snapshot:
             connection.execute(schema.engine["config"].insert().values(
                 applied_at=dt.datetime.now(UTC), snapshot=plan.snapshot))
+        if on_applied is not None:
+            on_applied(connection, plan)
     return plan

@@ -78,7 +78,7 @@ def column_type(field: Field) -> sa.types.TypeEngine | None:
         return sa.Date()
     if kind == "datetime":
         return UTCDateTime()
-    if kind in ("multi_enum", "json"):
+    if kind in ("multi_enum", "json", "file"):  # file: its metadata (engine/records/uploads.py)
         return sa.JSON()
     if kind == "reference":
         return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -130,6 +130,7 @@ def engine_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("changes", sa.JSON, nullable=False),
         sa.Index("crm_audit_record", "entity", "record_id", "id"),
         sa.Index("crm_audit_user", "user_id", "at"),
+        sa.Index("crm_audit_at", "at", "id"),  # the admin console's audit log, newest first
     )
     notifications = sa.Table(
         "crm_notification", metadata,
@@ -217,11 +218,70 @@ def engine_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("outcome", sa.JSON, nullable=False),
         sa.UniqueConstraint("source", "event_id", name="crm_inbound_event_key"),
     )
+    import_jobs = sa.Table(  # the admin console's import wizard (engine/records/importjobs.py)
+        "crm_import_job", metadata,
+        sa.Column("id", _id_type(), primary_key=True, autoincrement=True),
+        sa.Column("entity", sa.String(63), nullable=False),
+        sa.Column("user_id", _id_type(), sa.ForeignKey("crm_user.id", ondelete="CASCADE"),
+                  nullable=False),
+        sa.Column("file_name", sa.String(255), nullable=False),
+        sa.Column("format", sa.String(8), nullable=False),  # csv or xlsx
+        sa.Column("content", sa.LargeBinary),  # the upload; dropped once the run ends
+        sa.Column("header", sa.JSON, nullable=False),
+        sa.Column("sample", sa.JSON, nullable=False),
+        sa.Column("row_count", sa.Integer, nullable=False),
+        sa.Column("mapping", sa.JSON),
+        sa.Column("all_or_nothing", sa.Boolean, nullable=False, default=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("done_rows", sa.Integer, nullable=False, default=0),
+        sa.Column("created", sa.Integer, nullable=False, default=0),
+        sa.Column("updated", sa.Integer, nullable=False, default=0),
+        sa.Column("rejected", sa.Integer, nullable=False, default=0),
+        sa.Column("rolled_back", sa.Boolean, nullable=False, default=False),
+        sa.Column("error", sa.Text),
+        sa.Column("rejected_file", sa.LargeBinary),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),  # the running job's heartbeat
+        sa.Column("finished_at", UTCDateTime),
+        sa.Index("crm_import_job_user", "user_id", "id"),
+    )
+    import_mappings = sa.Table(  # the wizard's column mapping, remembered per file header
+        "crm_import_mapping", metadata,
+        sa.Column("entity", sa.String(63), primary_key=True),
+        sa.Column("header_key", sa.String(64), primary_key=True),  # sha256 of the header
+        sa.Column("header", sa.JSON, nullable=False),
+        sa.Column("mapping", sa.JSON, nullable=False),
+        sa.Column("updated_by", _id_type()),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+    )
     return {"inbound_event": inbound_events,
             "outbox": outbox, "webhook_delivery": deliveries, "login_failure": login_failures,
             "user": users, "user_role": user_roles, "token": tokens, "audit": audit,
             "notification": notifications, "config": config, "sequence": sequences,
-            "automation_tick": ticks, "automation_failure": failures}
+            "automation_tick": ticks, "automation_failure": failures,
+            "import_job": import_jobs, "import_mapping": import_mappings,  # after crm_user
+            "attachment": _attachments(metadata)}
+
+
+def _attachments(metadata: sa.MetaData) -> sa.Table:
+    """Files attached to any record (engine/records/attachments.py): what each is, who added
+    it and when; the bytes are in the file store under `key`. Deleted ones keep their row."""
+    return sa.Table(
+        "crm_attachment", metadata,
+        sa.Column("id", _id_type(), primary_key=True, autoincrement=True),
+        sa.Column("entity", sa.String(63), nullable=False),
+        sa.Column("record_id", _id_type(), nullable=False),
+        sa.Column("key", sa.String(64), nullable=False),
+        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("size", sa.BigInteger, nullable=False),
+        sa.Column("content_type", sa.String(255), nullable=False),
+        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("created_by", _id_type()),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("deleted_by", _id_type()),
+        sa.Column("deleted_at", UTCDateTime),
+        sa.Index("crm_attachment_record", "entity", "record_id", "id"),
+    )
 
 
 @dataclass(frozen=True)

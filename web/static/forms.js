@@ -103,7 +103,25 @@
     });
   }
 
-  function followRules(form, url) {
+  // A field a lookup fills when left empty (a price from the price list) shows the value it
+  // would get as its placeholder; an input no longer in the answer loses its placeholder.
+  function applyLookups(form, lookups) {
+    Array.prototype.forEach.call(form.querySelectorAll("[data-looked-up]"), function (input) {
+      if (!Object.prototype.hasOwnProperty.call(lookups, input.name)) {
+        input.placeholder = "";
+        input.removeAttribute("data-looked-up");
+      }
+    });
+    Object.keys(lookups).forEach(function (name) {
+      var input = form.elements.namedItem(name);
+      if (input && input.tagName === "INPUT") {
+        input.placeholder = String(lookups[name]);
+        input.setAttribute("data-looked-up", "");
+      }
+    });
+  }
+
+  function followRules(form, url, withLines) {
     var timer = null;
     var controller = null;
     function refresh() {
@@ -114,6 +132,9 @@
       var body = new URLSearchParams(new FormData(form));
       ask(url, {method: "POST", body: body}, controller).then(function (answer) {
         applyStates(form, answer.fields || {});
+        if (answer.lookups) {
+          applyLookups(form, answer.lookups);
+        }
       }).catch(function () {
         // offline, signed out or aborted: the form stays as it is; saving still checks
       });
@@ -122,8 +143,8 @@
       if (event.target.classList.contains("picker-search")) {
         return;  // the picker's own typing; its choice arrives as a change of the id
       }
-      if (event.target.closest(".lines-editor")) {
-        return;  // the server reads only the record's own fields for the states (forms.py)
+      if (event.target.closest(".lines-editor") && !withLines) {
+        return;  // the server reads the rows only for their lookups (forms.py)
       }
       window.clearTimeout(timer);
       timer = window.setTimeout(refresh, RULES_DELAY_MS);
@@ -379,7 +400,7 @@
     function (marker) {
       var form = marker.closest("form");
       if (form) {
-        followRules(form, marker.dataset.stateUrl);
+        followRules(form, marker.dataset.stateUrl, marker.hasAttribute("data-lines-lookups"));
       }
     });
   Array.prototype.forEach.call(document.querySelectorAll(".picker[data-url]"), setUpPicker);

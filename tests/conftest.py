@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import textwrap
-import uuid
 from pathlib import Path
 
 import pytest
+
+from pgdb import temporary_database
 
 import engine
 
@@ -79,22 +80,8 @@ def postgres_server_url():
 @pytest.fixture
 def postgres_database(postgres_server_url):
     """Create a fresh database for one test and drop it afterwards; yield its URL."""
-    import sqlalchemy as sa
-
-    name = f"crm_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(postgres_server_url).set(database=name)
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": name})
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    with temporary_database(postgres_server_url) as url:
+        yield url
 
 
 BARE_ROOT = FIXTURES / "bare_root"

@@ -8,13 +8,13 @@ with one user per role whose username is the role, as `crm demo` makes them.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 
 import engine
+from pgdb import create_database
 
 REPO = Path(__file__).resolve().parents[1]
 UTC = dt.timezone.utc
@@ -88,19 +88,7 @@ def make_world(request, tmp_path_factory, pack: str | None):
         world = PackWorld(f"sqlite:///{folder / 'test.db'}", folder, pack)
         return world, None
     server = request.getfixturevalue("postgres_server_url")
-    import sqlalchemy as sa
-    name = f"crm_pack_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(server).set(database=name).render_as_string(hide_password=False)
-
-    def drop():
-        with admin.connect() as conn:
-            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                 "WHERE datname = :n"), {"n": name})
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    url, drop = create_database(server, prefix="crm_pack")
     try:
         return PackWorld(url, folder, pack), drop
     except Exception:
@@ -147,3 +135,48 @@ def get(w, entity, record, role="admin"):
 def update(w, role, entity, record, **values):
     current = w.service.get(w.as_("admin"), entity, record["id"])
     return w.service.update(w.as_(role), entity, record["id"], values, current["version"])
+
+
+# checks every pack makes of its sample data and of the pages `crm demo` serves
+
+def assert_reports_and_dashboards_run(w) -> None:
+    """Every report of the pack has rows on the sample data; no dashboard widget is refused."""
+    from engine.records.dashboards import dashboard_data
+    for name in w.registry.reports:
+        assert w.report(name)["rows"], f"report {name} is empty on the sample data"
+    for name in w.registry.dashboards:
+        data = dashboard_data(w.service, w.as_("admin"), name)
+        assert all(widget["kind"] != "unavailable" for widget in data["widgets"]), name
+
+
+def signed_in_client(w, monkeypatch, username: str = "admin", password: str = "pw"):
+    """A test client of the web app over the world's database, signed in as a demo user."""
+    import re
+
+    from web import create_app
+    monkeypatch.setenv("CRM_SECRET_KEY", "test-secret-key")
+    client = create_app(w.registry, w.engine).test_client()
+    login = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login)
+    data = {"username": username, "password": password}
+    if token:
+        data["csrf_token"] = token.group(1)
+    assert client.post("/login", data=data).status_code in (302, 303)
+    return client
+
+
+def assert_demo_pages_render(w, monkeypatch) -> None:
+    """Every dashboard, every list page and the first record of each list render for admin."""
+    import re
+
+    client = signed_in_client(w, monkeypatch)
+    for name in w.registry.dashboards:
+        assert client.get(f"/dashboards/{name}").status_code == 200, name
+    for name, entity in w.registry.entities.items():
+        if entity.parent:
+            continue
+        page = client.get(f"/{name}")
+        assert page.status_code == 200, name
+        first = re.search(rf'href="/{name}/(\d+)"', page.get_data(as_text=True))
+        if first:
+            assert client.get(f"/{name}/{first.group(1)}").status_code == 200, name

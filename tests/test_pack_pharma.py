@@ -14,7 +14,8 @@ import sys
 
 import pytest
 
-from packworld import REPO, create, fire, get, raises, seed_counts, today, update, world_fixture
+from packworld import (REPO, assert_demo_pages_render, assert_reports_and_dashboards_run, create, fire,
+                       get, raises, seed_counts, today, update, world_fixture)
 
 
 w = world_fixture("pharma")
@@ -90,12 +91,7 @@ def test_seed_loads_all_sample_data_without_a_rejected_row(w):
 
 
 def test_every_report_and_dashboard_of_the_pack_runs_on_the_sample_data(w):
-    from engine.records.dashboards import dashboard_data
-    for name in w.registry.reports:
-        assert w.report(name)["rows"], f"report {name} is empty on the sample data"
-    for name in w.registry.dashboards:
-        data = dashboard_data(w.service, w.as_("admin"), name)
-        assert all(widget["kind"] != "unavailable" for widget in data["widgets"]), name
+    assert_reports_and_dashboards_run(w)
 
 
 # ---------------------------------------------------------------- marketing
@@ -516,19 +512,4 @@ def test_demo_site_pages_render(w, monkeypatch):
     """What `crm demo --pack pharma` serves: every dashboard and every list page (SQLite only)."""
     if w.kind != "sqlite":
         pytest.skip("the pages are the same on PostgreSQL; rendered once")
-    import re
-
-    from web import create_app
-    monkeypatch.setenv("CRM_SECRET_KEY", "test-secret-key")
-    client = create_app(w.registry, w.engine).test_client()
-    login = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', login)
-    data = {"username": "admin", "password": "pw"}
-    if token:
-        data["csrf_token"] = token.group(1)
-    assert client.post("/login", data=data).status_code in (302, 303)
-    for name in w.registry.dashboards:
-        assert client.get(f"/dashboards/{name}").status_code == 200, name
-    for name, entity in w.registry.entities.items():
-        if not entity.parent:
-            assert client.get(f"/{name}").status_code == 200, name
+    assert_demo_pages_render(w, monkeypatch)

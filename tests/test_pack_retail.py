@@ -13,14 +13,14 @@ import hashlib
 import hmac
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 
 import pytest
 
-from packworld import REPO, create, fire, get, raises, seed_counts, today, update, world_fixture
+from packworld import (REPO, assert_demo_pages_render, assert_reports_and_dashboards_run, create, fire,
+                       get, raises, seed_counts, signed_in_client, today, update, world_fixture)
 
 
 w = world_fixture("retail")
@@ -133,19 +133,14 @@ def test_seed_loads_all_sample_data_without_a_rejected_row(w):
 
 
 def test_every_report_and_dashboard_of_the_pack_runs_on_the_sample_data(w):
-    from engine.records.dashboards import dashboard_data
-    for name in w.registry.reports:
-        assert w.report(name)["rows"], f"report {name} is empty on the sample data"
-    for name in w.registry.dashboards:
-        data = dashboard_data(w.service, w.as_("admin"), name)
-        assert all(widget["kind"] != "unavailable" for widget in data["widgets"]), name
+    assert_reports_and_dashboards_run(w)
 
 
 # ---------------------------------------------------------------- retail (零售)
 
 def test_flexible_price_management_per_channel_region_tier_and_dates(w):
     p = create(w, "admin", "product", name="测试定价茶", code="TEST-PRICE-1", unit_price=100)
-    own, mall = channel(w, "OWN"), channel(w, "MALL")
+    own = channel(w, "OWN")
     base = {"product": p["id"], "valid_from": day(-30)}
     for values in ({"price": 100}, {"price": 90, "channel": own["id"]},
                    {"price": 85, "channel": own["id"], "sales_region": region(w, "EC")["id"]},
@@ -579,15 +574,7 @@ def test_complaint_management(w):
 def test_internal_and_external_portal(w, monkeypatch):
     """The external portal is the same web UI for the dealers' people (role `dealer`); the
     demo user `dealer` works for the first sample dealer and sees only that dealer."""
-    from web import create_app
-    monkeypatch.setenv("CRM_SECRET_KEY", "test-secret-key")
-    client = create_app(w.registry, w.engine).test_client()
-    login = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', login)
-    data = {"username": "dealer", "password": "pw"}
-    if token:
-        data["csrf_token"] = token.group(1)
-    assert client.post("/login", data=data).status_code in (302, 303)
+    client = signed_in_client(w, monkeypatch, "dealer")
     mine = one(w, "dealer_user", account=w.uid("dealer"))["dealer"]
     page = client.get("/order").get_data(as_text=True)
     dealer_name = get(w, "customer", {"id": mine})["name"]
@@ -601,17 +588,4 @@ def test_demo_site_pages_render(w, monkeypatch):
     """What `crm demo --pack retail` serves: every dashboard and every list page (SQLite only)."""
     if w.kind != "sqlite":
         pytest.skip("the pages are the same on PostgreSQL; rendered once")
-    from web import create_app
-    monkeypatch.setenv("CRM_SECRET_KEY", "test-secret-key")
-    client = create_app(w.registry, w.engine).test_client()
-    login = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', login)
-    data = {"username": "admin", "password": "pw"}
-    if token:
-        data["csrf_token"] = token.group(1)
-    assert client.post("/login", data=data).status_code in (302, 303)
-    for name in w.registry.dashboards:
-        assert client.get(f"/dashboards/{name}").status_code == 200, name
-    for name, entity in w.registry.entities.items():
-        if not entity.parent:
-            assert client.get(f"/{name}").status_code == 200, name
+    assert_demo_pages_render(w, monkeypatch)

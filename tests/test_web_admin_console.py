@@ -6,12 +6,12 @@ confirmation, audited, and served at once."""
 import datetime as dt
 import re
 import shutil
-import uuid
 
 import pytest
 import sqlalchemy as sa
 
 from conftest import BARE_ROOT, RECORDS_SITE, World
+from pgdb import temporary_database
 from test_web_ui import csrf_of, html, sign_in
 from web import create_app
 
@@ -83,18 +83,8 @@ def shared_url(request, tmp_path_factory):
         yield f"sqlite:///{tmp_path_factory.mktemp('console') / 'test.db'}"
         return
     server = request.getfixturevalue("postgres_server_url")
-    name = f"crm_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.engine.make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                 "WHERE datname = :n"), {"n": name})
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    with temporary_database(server) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

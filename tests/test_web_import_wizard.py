@@ -9,7 +9,6 @@ import html as html_lib
 import io
 import re
 import time
-import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -18,6 +17,7 @@ from engine.records import importjobs
 from engine.records.importfiles import REASON_COLUMN
 from engine.records.importmapping import targets
 from conftest import World
+from pgdb import create_database
 from engine.storage.database import is_sqlite, write_transaction
 from engine.storage.search import fts_table
 from test_web_ui import csrf_of, html, sign_in
@@ -38,7 +38,7 @@ def site_(request, tmp_path_factory):
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('wizard') / 'test.db'}"
     else:
-        url, drop = _postgres_database(request.getfixturevalue("postgres_server_url"))
+        url, drop = create_database(request.getfixturevalue("postgres_server_url"))
     world = World(url)
     world.users.create("root", "pw-root", ["admin"], display_name="Root")
     world.users.create("boss", "pw-boss", ["admin"], display_name="Boss")
@@ -50,22 +50,6 @@ def site_(request, tmp_path_factory):
     world.engine.dispose()
     if drop:
         drop()
-
-
-def _postgres_database(server_url):
-    name = f"crm_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-
-    def drop():
-        with admin.connect() as conn:
-            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                 "WHERE datname = :n"), {"n": name})
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
-    url = sa.engine.make_url(server_url).set(database=name)
-    return url.render_as_string(hide_password=False), drop
 
 
 @pytest.fixture

@@ -284,9 +284,12 @@ def user_add(ctx, name, roles, password, display_name, email):
 @click.pass_context
 def seed(ctx):
     """Load the sample records of the site's layers (skips entities that have records)."""
+    from engine.records.seedfiles import load_seed_files
     from engine.records.seeding import load_seeds
     registry, service, users = _services(ctx)
     for line in load_seeds(service, users):
+        click.echo(line)
+    for line in load_seed_files(service):
         click.echo(line)
 
 
@@ -377,6 +380,80 @@ def sweep_files(ctx, dry_run, min_age):
                f"{getattr(service.files, 'root', 'the file store')}", err=True)
 
 
+@cli.group()
+def mail():
+    """Mail: fetch over IMAP, import .eml/.mbox files, match again (docs/mail.md)."""
+
+
+def _mail_service(ctx):
+    _, service, _ = _services(ctx)
+    if service.registry.mail is None:
+        raise CommandFailed("mail is not configured: add a mail: section to app.yaml "
+                            "(docs/mail.md)")
+    return service
+
+
+@mail.command("fetch")
+@click.option("--mailbox", help="Fetch only this mailbox (a name under mail.mailboxes).")
+@common_options
+@click.pass_context
+def mail_fetch(ctx, mailbox):
+    """Store new mail of the configured IMAP mailboxes (from their UID checkpoints)."""
+    from engine.mail.fetch import fetch
+    from engine.mail.store import MailNotConfigured
+    try:
+        results = fetch(_mail_service(ctx), mailbox)
+    except MailNotConfigured as exc:
+        raise CommandFailed(str(exc)) from None
+    for result in results:
+        click.echo(result.line())
+        for failure in result.failures:
+            click.echo(f"  failed: {failure}", err=True)
+    if any(r.error or r.failures for r in results):
+        ctx.exit(1)
+
+
+@mail.command("import")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False))
+@common_options
+@click.pass_context
+def mail_import(ctx, files):
+    """Store the messages of .eml and .mbox files."""
+    from engine.mail.imports import import_files
+    results = import_files(_mail_service(ctx), list(files))
+    for result in results:
+        click.echo(result.line())
+        for failure in result.failures:
+            click.echo(f"  failed: {failure}", err=True)
+    if any(r.error or r.failures for r in results):
+        ctx.exit(1)
+
+
+@mail.command("relink")
+@common_options
+@click.pass_context
+def mail_relink(ctx):
+    """Match every stored message to records again (after adding customers or addresses)."""
+    from engine.mail.store import MailStore
+    from engine.storage.database import write_transaction
+    service = _mail_service(ctx)
+    with write_transaction(service.engine) as conn:
+        added = MailStore(service).relink(conn)
+    click.echo(f"{added} links added")
+
+
+@cli.command("rebuild-sharing")
+@common_options
+@click.pass_context
+def rebuild_sharing(ctx):
+    """Recompute the share rows of every sharing rule (docs/language.md section 10)."""
+    from engine.storage.sharing import rebuild_all
+    _, service, _ = _services(ctx)
+    for line in rebuild_all(service.engine, service.registry, service.schema):
+        click.echo(line)
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -456,6 +533,7 @@ def demo(ctx, pack, port, host, folder, no_serve):
     """Build a demo site on SQLite with sample data and users, and serve it."""
     import secrets
 
+    from engine.records.seedfiles import load_seed_files
     from engine.records.seeding import load_seeds
     from engine.storage.migrate import migrate as apply
     known = available_packs()
@@ -486,6 +564,8 @@ def demo(ctx, pack, port, host, folder, no_serve):
         credentials.write_text(json.dumps(accounts, indent=2))
         credentials.chmod(0o600)
     for line in load_seeds(service, users):
+        click.echo(f"  sample data: {line}")
+    for line in load_seed_files(service):
         click.echo(f"  sample data: {line}")
     click.echo(f"Demo site: {site.resolve()} (pack {pack}, SQLite)")
     click.echo("Sign in as (username / password):")
@@ -525,6 +605,81 @@ def report(ctx, name, fmt):
     click.echo("  ".join("-" * w for w in widths))
     for row in rows:
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+
+
+@cli.group()
+def rates():
+    """Keep the exchange rates reports convert money with (docs/reports.md)."""
+
+
+def _exchange_rates(ctx):
+    from engine.records.currency import ExchangeRates
+    registry, service, users = _services(ctx)
+    return ExchangeRates(registry, service.engine, service.schema)
+
+
+@rates.command("list")
+@click.option("--currency", help="Only this currency.")
+@click.option("--since", help="From this day (YYYY-MM-DD).")
+@click.option("--until", help="Up to this day (YYYY-MM-DD).")
+@common_options
+@click.pass_context
+def rates_list(ctx, currency, since, until):
+    """Print the rates for the base currency, newest first: currency, day, rate."""
+    found = _exchange_rates(ctx).list(currency, since, until, limit=100_000)
+    for rate in found:
+        click.echo(f"{rate['currency']}\t{rate['day']}\t{rate['rate']}\t{rate['base']}")
+    if not found:
+        click.echo("no rates")
+
+
+@rates.command("set")
+@click.argument("currency")
+@click.argument("day")
+@click.argument("rate")
+@common_options
+@click.pass_context
+def rates_set(ctx, currency, day, rate):
+    """Set the rate of CURRENCY from DAY on: 1 CURRENCY = RATE units of the base currency."""
+    from engine.errors import ValidationFailed
+    try:
+        written = _exchange_rates(ctx).set_many([{"currency": currency, "day": day,
+                                                  "rate": rate}])
+    except ValidationFailed as exc:
+        raise CommandFailed("; ".join(f"{key.split('.', 1)[1]}: {messages[0]}"
+                                      for key, messages in exc.fields.items())) from None
+    for item in written:
+        click.echo(f"1 {item['currency']} = {item['rate']} {item['base']} from {item['day']}")
+
+
+@rates.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@common_options
+@click.pass_context
+def rates_import(ctx, file):
+    """Import rates from CSV or XLSX (columns currency, day or date, rate); all or none."""
+    from engine.errors import ValidationFailed
+    try:
+        written = _exchange_rates(ctx).import_file(Path(file))
+    except ValidationFailed as exc:
+        for key, messages in exc.fields.items():
+            where, name = key.rsplit(".", 1)
+            click.echo(f"{file}: {where}: {name} {messages[0]}", err=True)
+        raise CommandFailed(f"{len(exc.fields)} values are invalid; no rate was imported") \
+            from None
+    click.echo(f"imported {len(written)} rates")
+
+
+@rates.command("delete")
+@click.argument("currency")
+@click.argument("day")
+@common_options
+@click.pass_context
+def rates_delete(ctx, currency, day):
+    """Remove the rate of CURRENCY on DAY."""
+    if not _exchange_rates(ctx).delete(currency, day):
+        raise CommandFailed(f"there is no {currency.upper()} rate on {day}")
+    click.echo(f"deleted the {currency.upper()} rate of {day}")
 
 
 @cli.command("run-automations")

@@ -22,6 +22,7 @@ UTC = dt.timezone.utc
 
 class PackWorld:
     def __init__(self, url: str, folder: Path, pack: str | None):
+        from engine.records.seedfiles import load_seed_files
         from engine.records.seeding import load_seeds
         from engine.records.service import RecordService
         from engine.records.users import Users
@@ -39,6 +40,8 @@ class PackWorld:
         for role in self.registry.roles:
             self.users.create(role, "pw", [role])
         self.seed_lines = list(load_seeds(self.service, self.users))
+        # what `crm demo` loads besides the records: exchange rates, a sample mailbox
+        self.seed_file_lines = list(load_seed_files(self.service))
         self._tick = 0
 
     def as_(self, role: str):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 
+from functools import cached_property
+
 import sqlalchemy as sa
 from flask import Flask, request
 
@@ -39,6 +41,12 @@ class Site:
                 tokens.c.expires_at > sa.bindparam("now"), users.c.active), dialect)
         self._roles_of = DriverStatement(sa.select(roles.c.role).where(
             roles.c.user_id == sa.bindparam("user_id")).order_by(roles.c.role), dialect)
+
+    @cached_property
+    def documents(self):
+        """The printable documents' renderer, built on first use (engine/documents)."""
+        from engine.documents.render import Documents
+        return Documents(self.registry, self.service)
 
     def caller(self, user_id: int) -> Caller:
         """The acting user; messages in their setting, else Accept-Language, else the site's."""
@@ -103,6 +111,8 @@ def create_app(registry: Registry, engine: sa.Engine) -> Flask:
     register_dictionary(app)
     from web.import_wizard import register_import_wizard
     register_import_wizard(app)
+    from web.exchange_rates import register_exchange_rates
+    register_exchange_rates(app)
 
     def is_api() -> bool:
         return request.path.startswith("/api/")

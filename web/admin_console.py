@@ -95,6 +95,9 @@ def _action(action: str, locale: str) -> str:
         return t(f"action_{kind}", locale)
     if kind == "transition":
         return f"{t('action_transition', locale)}: {detail}"
+    if kind == "print":  # a document printed (web/documents.py)
+        doc = site().registry.documents.get(detail)
+        return f"{t('console_action_print', locale)}: {doc.label.get(locale) if doc else detail}"
     key = f"user_action_{detail}" if kind == "user" else f"console_action_{kind}_{detail}"
     return t(key, locale) if key in STRINGS else action
 

@@ -9,6 +9,7 @@ import json
 from flask import current_app, g
 
 from engine.errors import NotFound
+from engine.records.currency import currency_of
 from engine.records.listing import Lister, system_field
 from engine.records.values import to_json
 from engine.registry.labels import words
@@ -54,11 +55,16 @@ def field_label(entity: Entity, name: str, locale: str) -> str:
     return t(name, locale) if name in SYSTEM_FIELDS else words(name)
 
 
-def display(entity: Entity, name: str, value, titles: dict, locale: str) -> str:
-    """A stored value as text for a person (autoescaped by the templates)."""
+def display(entity: Entity, name: str, value, titles: dict, locale: str,
+            record: dict | None = None) -> str:
+    """A stored value as text for a person (autoescaped by the templates); an amount with its
+    currency code, read from `record` when the currency is chosen per record."""
     if value is None or value == "" or value == []:
         return ""
     fld = field_of(entity, name)
+    if fld.currency is not None:  # money and rollups (engine/records/currency.py)
+        code = currency_of(site().registry, entity, fld, record)
+        return f"{to_json(fld, value)} {code}" if code else str(to_json(fld, value))
     workflow = site().registry.workflow_by_entity.get(entity.name)
     if workflow is not None and name == workflow.field and value in workflow.states:
         return workflow.states[value].label.get(locale)

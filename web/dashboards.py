@@ -21,6 +21,7 @@ from engine.records.dashboards import dashboard_data, visible_dashboards
 from engine.records.reports import run_report
 from engine.records.transfer import cell_text
 from web.common import site
+from web.exchange_rates import currency_notes
 from web.i18n import t
 from web.ui import page, record_error, require_sign_in
 
@@ -59,6 +60,7 @@ def dashboard_view(name):
         if widget["kind"] == "report":
             widget["links"] = [row_link(widget, row) for row in widget["rows"]]
             widget["csv_url"] = url_for("dashboards.report_csv", name=widget["report"])
+            widget["currency_notes"] = currency_notes(widget.get("currency"), caller.locale)
     return page("dashboard.html", title=data["label"], dashboard=data)
 
 

@@ -18,16 +18,18 @@ from typing import Callable, Iterable
 
 log = logging.getLogger("crm.dev")
 YAML_SUFFIXES = (".yaml", ".yml")
+WATCHED_SUFFIXES = YAML_SUFFIXES + (".html", ".htm")  # and documents/ templates (crm validate)
 
 Snapshot = frozenset  # of (path, mtime_ns, size)
 
 
-def snapshot(folders: Iterable[Path], depth: int = 3) -> Snapshot:
+def snapshot(folders: Iterable[Path], depth: int = 4) -> Snapshot:
     """Return the YAML files under `folders` with their modification time and size.
 
     Hidden files and folders (`.crm/`, `.git/`, editor swap files) are skipped: they are not
     configuration, and an editor touches them on every keystroke. `depth` folder levels are
-    enough for `industry_packs/<pack>/entities/x.yaml`; deeper files are never read as layers.
+    enough for `industry_packs/<pack>/documents/templates/x.html`, the deepest file a layer
+    reads; deeper files are never read as configuration.
     """
     found = set()
     for folder in folders:
@@ -36,7 +38,7 @@ def snapshot(folders: Iterable[Path], depth: int = 3) -> Snapshot:
             deeper = parent.rstrip(os.sep).count(os.sep) - base < depth - 1
             dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if deeper else []
             for name in files:
-                if name.startswith(".") or not name.endswith(YAML_SUFFIXES):
+                if name.startswith(".") or not name.endswith(WATCHED_SUFFIXES):
                     continue
                 path = os.path.join(parent, name)
                 try:

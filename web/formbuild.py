@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import url_for
 
 from engine.errors import RecordError
+from engine.records.currency import currency_field
 from engine.registry.model import Entity, Field
 from web.common import field_label, site
 from web.formfields import (choices, form_changes, form_value, input_fields, input_step,
@@ -126,7 +127,18 @@ def _form_item(caller, entity: Entity, fld: Field, value, errors: dict, states: 
             # a field with a message stays in view, so that no refusal is hidden
             "visible": state["visible"] or bool(messages),
             "help": fld.help.get(loc) if with_help and fld.help else None,
-            "step": input_step(fld), "choices": options, "picker": picker, "errors": messages}
+            "step": input_step(fld), "choices": options, "picker": picker, "errors": messages,
+            "unit": _currency_unit(entity, fld, loc)}
+
+
+def _currency_unit(entity: Entity, fld: Field, locale: str) -> str | None:
+    """What an amount's input says about its currency: the code, or where it is chosen."""
+    if fld.currency is None:
+        return None
+    holder = currency_field(entity, fld)
+    if holder is None:
+        return fld.currency
+    return t("currency_from", locale, field=entity.fields[holder].label.get(locale))
 
 
 def general_errors(entity: Entity, exc: RecordError, shown: set, locale: str) -> list[str]:

@@ -60,6 +60,17 @@ STRINGS: dict[str, dict[str, str]] = {
     "before": {"en": "Before", "zh": "修改前"},
     "after": {"en": "After", "zh": "修改后"},
     "required": {"en": "required", "zh": "必填"},
+    "currency_from": {"en": "in the currency of “{field}”", "zh": "币种见“{field}”"},
+    "report_base_currency": {"en": "Amounts in {code}, converted at the rates below.",
+                             "zh": "金额以 {code} 计，按以下汇率折算。"},
+    "report_rate_used": {"en": "1 {currency} = {rate} {base} ({records} records)",
+                         "zh": "1 {currency} = {rate} {base}（{records} 条记录）"},
+    "report_no_rate": {"en": "{amount} {currency} in {records} records not converted: no exchange "
+                             "rate on or before their date; the total is left empty",
+                       "zh": "{records} 条记录共 {amount} {currency} 未折算：其日期当天或之前没有汇率，合计留空"},
+    "report_no_currency": {"en": "{amount} in {records} records not converted: no currency; the "
+                                 "total is left empty",
+                           "zh": "{records} 条记录共 {amount} 未折算：未填币种，合计留空"},
     "error_400": {"en": "The request could not be understood.", "zh": "无法处理该请求。"},
     "error_403": {"en": "You may not do this.", "zh": "您无权执行此操作。"},
     "error_404": {"en": "This page does not exist.", "zh": "页面不存在。"},
@@ -471,6 +482,11 @@ STRINGS: dict[str, dict[str, str]] = {
     "print_title": {"en": "Open a printable document (print it or save it as PDF)",
                     "zh": "打开可打印的文档（可打印或另存为 PDF）"},
     "print_back": {"en": "Back to the record", "zh": "返回记录"},
+    "documents": {"en": "Documents", "zh": "单据"},
+    "document_open": {"en": "Open {name} to print it", "zh": "打开{name}以打印"},
+    "document_pdf": {"en": "Download {name} as PDF", "zh": "下载{name}的 PDF"},
+    "action_print": {"en": "printed {name}", "zh": "打印了{name}"},
+    "console_action_print": {"en": "printed", "zh": "打印"},
     "printed": {"en": "Printed", "zh": "打印时间"},
     # the filter panel and export of a list page (web/listing_ui.py)
     "filters": {"en": "Filters", "zh": "筛选"},
@@ -627,6 +643,7 @@ STRINGS.update({
     "dict_rule_min": {"en": "min", "zh": "最小值"},
     "dict_rule_max": {"en": "max", "zh": "最大值"},
     "dict_rule_currency": {"en": "currency", "zh": "币种"},
+    "dict_rule_rate_date": {"en": "exchange rate date", "zh": "汇率日期"},
     "dict_rule_number_pattern": {"en": "number pattern", "zh": "编号格式"},
     "dict_rule_default": {"en": "default", "zh": "默认值"},
     "dict_rule_compute": {"en": "computed", "zh": "计算公式"},
@@ -724,3 +741,30 @@ def t(key: str, locale: str = "en", **params) -> str:
         return key
     text = texts.get(locale) or texts["en"]
     return text.format(**params) if params else text
+
+
+STRINGS.update({  # mail on the record page and the mail search (web/mail.py, docs/mail.md)
+    "mail": {"en": "Mail", "zh": "邮件"},
+    "mail_none": {"en": "No mail yet.", "zh": "暂无邮件。"},
+    "mail_more": {"en": "Only the newest 100 messages are shown; search finds the others.",
+                  "zh": "仅显示最新的 100 封邮件；其余邮件请通过搜索查找。"},
+    "mail_in": {"en": "Received", "zh": "收到"},
+    "mail_out": {"en": "Sent", "zh": "发出"},
+    "mail_sending": {"en": "delivery unknown", "zh": "投递结果未知"},
+    "mail_no_subject": {"en": "(no subject)", "zh": "（无主题）"},
+    "mail_empty": {"en": "(no text)", "zh": "（无正文）"},
+    "mail_problem": {"en": "Note", "zh": "注意"},
+    "mail_write": {"en": "Write an email", "zh": "写邮件"},
+    "mail_to": {"en": "To", "zh": "收件人"},
+    "mail_cc": {"en": "Cc", "zh": "抄送"},
+    "mail_subject": {"en": "Subject", "zh": "主题"},
+    "mail_body": {"en": "Message", "zh": "正文"},
+    "mail_attachments": {"en": "Attachments", "zh": "附件"},
+    "mail_in_reply_to": {"en": "In reply to", "zh": "回复"},
+    "mail_send": {"en": "Send", "zh": "发送"},
+    "mail_sent": {"en": "The email was sent.", "zh": "邮件已发送。"},
+    "mail_not_sent": {"en": "The email was not sent: {reason}", "zh": "邮件未发送：{reason}"},
+    "mail_search": {"en": "Search mail", "zh": "搜索邮件"},
+    "mail_no_results": {"en": "No messages found.", "zh": "未找到邮件。"},
+    "mail_unlinked": {"en": "Not linked to any record.", "zh": "未关联任何记录。"},
+})

@@ -101,7 +101,8 @@ def board_columns(entity: Entity, workflow: Workflow) -> list[dict]:
                 "id": record["id"], "version": record["version"],
                 "title": title or f"#{record['id']}",
                 "details": [{"label": field_label(entity, n, loc),
-                             "value": display(entity, n, record.get(n), result.titles, loc)}
+                             "value": display(entity, n, record.get(n), result.titles, loc,
+                                              record)}
                             for n in details if record.get(n) not in (None, "", [])],
                 "moves": [(tr.name, f"{tr.label.get(loc)} → "
                                     f"{state_label(workflow, tr.target, loc)}")

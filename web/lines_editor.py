@@ -218,7 +218,7 @@ def lines_editor(caller, entity: Entity, lines: Field, record: dict | None,
             if fld.name in writable:
                 cells.append(cell(fld, key, row["values"][fld.name]))
             else:
-                shown = display(child, fld.name, line.get(fld.name), titles, loc) \
+                shown = display(child, fld.name, line.get(fld.name), titles, loc, line) \
                     if line is not None else ""
                 cells.append({"name": fld.name, "label": fld.label.get(loc), "widget": None,
                               "value": shown})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.records.currency import currency_meta
 from engine.registry.model import Entity
 
 
@@ -32,6 +33,7 @@ def registry_meta(ctx, caller) -> dict:
                        if caller.is_admin or set(d.roles) & set(caller.roles)],
         "modules": [{"name": m.name, "label": m.label.get(loc), "order": m.order}
                     for m in registry.modules.values()],
+        "base_currency": registry.base_currency,
     }
 
 
@@ -52,6 +54,8 @@ def field_meta(ctx, caller, entity: Entity, access) -> list[dict]:
             child = ctx.registry.entities[f.child_entity]
             item["entity"] = child.name
             item["fields"] = field_meta(ctx, caller, child, ctx.service.access(caller, child))
+        if f.currency is not None:  # which currency its amounts are in (docs/language.md)
+            item.update(currency_meta(ctx.registry, entity, f))
         if f.type == "file":  # what an upload must be (docs/files.md)
             item["max_mb"] = f.max_mb
             item["accept"] = list(f.accept)
@@ -153,6 +157,26 @@ def openapi_document(ctx) -> dict:
                                    "responses": {"200": {"description": "notifications"}}}},
         "/meta": {"get": {"summary": "The configuration",
                           "responses": {"200": {"description": "entities, workflows..."}}}},
+        # exchange rates for money in several currencies (docs/reports.md)
+        "/exchange-rates": {
+            "get": {"summary": "Exchange rates for the base currency, newest first",
+                    "responses": {"200": {"description": "rates"}, "400": error}},
+            "put": {"summary": "Add or replace rates (admins; all or none)",
+                    "responses": {"200": {"description": "rates written"}, "403": error,
+                                  "422": error}}},
+        "/exchange-rates/{currency}": {
+            "parameters": [{"name": "currency", "in": "path", "required": True,
+                            "schema": {"type": "string"}}],
+            "get": {"summary": "The rate on a day (?on=YYYY-MM-DD, default today)",
+                    "responses": {"200": {"description": "rate"}, "404": error}}},
+        "/exchange-rates/{currency}/{day}": {
+            "parameters": [{"name": "currency", "in": "path", "required": True,
+                            "schema": {"type": "string"}},
+                           {"name": "day", "in": "path", "required": True,
+                            "schema": {"type": "string", "format": "date"}}],
+            "delete": {"summary": "Remove one rate (admins)",
+                       "responses": {"204": {"description": "removed"}, "403": error,
+                                     "404": error}}},
         "/meta/{entity}": {"parameters": [{"name": "entity", "in": "path", "required": True,
                                            "schema": {"type": "string"}}],
                            "get": {"summary": "One entity's compiled definition",
@@ -232,6 +256,24 @@ def openapi_document(ctx) -> dict:
             paths[f"/{entity.name}/{{id}}/files/{fname}"] = {
                 "parameters": id_param,
                 "get": {"summary": f"Download the file of {fname}", "responses": file_answer}}
+        if any(d.entity == entity.name for d in ctx.registry.documents.values()):
+            paths[f"/{entity.name}/{{id}}/documents"] = {  # web/documents.py
+                "parameters": id_param,
+                "get": {"summary": "Printable documents the caller may print",
+                        "responses": {"200": {"description": "documents"}, "404": error}}}
+            paths[f"/{entity.name}/{{id}}/documents/{{name}}"] = {
+                "parameters": id_param + [
+                    {"name": "name", "in": "path", "required": True,
+                     "schema": {"type": "string"}},
+                    {"name": "format", "in": "query", "required": False,
+                     "schema": {"type": "string", "enum": ["pdf", "html"], "default": "pdf"}},
+                    {"name": "locale", "in": "query", "required": False,
+                     "schema": {"type": "string", "enum": ["en", "zh"]}}],
+                "get": {"summary": "Print a document of the record (audited)", "responses": {
+                    "200": {"description": "the document", "content": {
+                        "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                        "text/html": {"schema": {"type": "string"}}}},
+                    "400": error, "403": error, "404": error, "422": error}}}
         if entity.workflow:
             paths[f"/{entity.name}/{{id}}/transitions"] = {
                 "parameters": id_param,

@@ -33,7 +33,7 @@ def print_record(entity, record_id):
                         [n for n, f in ent.fields.items() if f.type == "reference"] + ["owner"])
 
     def shown(name: str) -> str:
-        return display(ent, name, record.get(name), titles, loc)
+        return display(ent, name, record.get(name), titles, loc, record)
 
     numbers = [{"label": f.label.get(loc), "value": shown(n)} for n, f in ent.fields.items()
                if f.type == "autonumber" and n in record and shown(n)]
@@ -93,7 +93,8 @@ def _lines(caller, ent: Entity, fld: Field, record: dict, totals: dict, shown) -
     return {"label": fld.label.get(loc),
             "headers": [{"label": child.fields[n].label.get(loc), "numeric": num}
                         for n, num in zip(columns, numeric)],
-            "rows": [[{"value": display(child, n, line.get(n), titles, loc), "numeric": num}
+            "rows": [[{"value": display(child, n, line.get(n), titles, loc, line),
+                       "numeric": num}
                       for n, num in zip(columns, numeric)] for line in lines],
             "totals": [{"label": ent.fields[n].label.get(loc), "value": shown(n)}
                        for n, of in totals.items() if of == fld.name]}

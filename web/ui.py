@@ -40,6 +40,10 @@ def register_ui(app: Flask) -> None:
     record_actions.setup(app)
     from web import files
     files.setup(app)
+    from web import mail  # mail on record pages, sending, search (docs/mail.md)
+    mail.setup(app)
+    from web import documents
+    documents.setup(app)
     app.register_blueprint(ui)
     from web.forms import forms  # JSON helpers of the forms, with their own JSON errors
     app.register_blueprint(forms)
@@ -177,7 +181,7 @@ def list_view(entity):
                                             sort=target, **filters) if sortable else None,
                         "sorted": "asc" if sort == name else ("desc" if sort == f"-{name}"
                                                              else None)})
-    rows = [{"id": r["id"], "cells": [display(ent, c, r.get(c), result.titles, loc)
+    rows = [{"id": r["id"], "cells": [display(ent, c, r.get(c), result.titles, loc, r)
                                       for c in columns]} for r in result.data]
     next_url = url_for("ui.list_view", entity=ent.name, q=q or None, sort=sort or None,
                        cursor=result.next_cursor, **filters) if result.next_cursor else None
@@ -269,7 +273,7 @@ def record_page(ent: Entity, record_id: int, *, status: int = 200, values=None, 
             tables.append(lines_table(caller, fld, record.get(name) or []))
         elif workflow is None or name != workflow.field:
             shown.append({"name": name, "label": fld.label.get(loc),
-                          "value": display(ent, name, record.get(name), titles, loc)})
+                          "value": display(ent, name, record.get(name), titles, loc, record)})
     meta = [{"label": field_label(ent, n, loc), "value": display(ent, n, record.get(n), titles,
                                                                  loc)}
             for n in ("owner", "created_at", "updated_at") if n in record]
@@ -299,6 +303,9 @@ def record_page(ent: Entity, record_id: int, *, status: int = 200, values=None, 
             step = workflow.transitions.get(action.split(":", 1)[1])
             if step is not None:
                 return step.label.get(loc)
+        if action.startswith("print:"):  # a document printed (web/documents.py)
+            doc = site().registry.documents.get(action.split(":", 1)[1])
+            return t("action_print", loc, name=doc.label.get(loc) if doc else action[6:])
         return t(f"action_{action}", loc) if f"action_{action}" in _ACTIONS else action
 
     history = [{"at": (e["at"] or "")[:16].replace("T", " ") + " UTC",
@@ -352,7 +359,7 @@ def lines_table(caller, fld: Field, lines: list[dict]) -> dict:
                         [n for n in columns if child.fields[n].type == "reference"])
     return {"label": fld.label.get(loc),
             "headers": [child.fields[n].label.get(loc) for n in columns],
-            "rows": [[display(child, n, line.get(n), titles, loc) for n in columns]
+            "rows": [[display(child, n, line.get(n), titles, loc, line) for n in columns]
                      for line in lines]}
 
 

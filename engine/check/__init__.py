@@ -9,10 +9,13 @@ from types import MappingProxyType
 from engine.check.access import compile_roles
 from engine.check.analytics import compile_dashboards, compile_reports
 from engine.check.context import CheckRun, Spot
+from engine.check.currencies import base_currency, check_conversions, compile_currencies
 from engine.check.definitions import pick_definitions
+from engine.check.documents import compile_documents
 from engine.check.entities import compile_entities, compile_entity_expressions, merge_entities
 from engine.check.inbound import compile_inbound
 from engine.check.lookups import compile_lookups
+from engine.check.mail import compile_mail
 from engine.check.processes import compile_automations, compile_workflows, inject_workflow_fields
 from engine.config.layers import CONTENT_ROOT, Layer, resolve_layers
 from engine.errors import ConfigError, Problem, did_you_mean
@@ -29,6 +32,7 @@ def build_registry(layers: list[Layer], problems: list | None = None) -> Registr
     entities = compile_entities(run, drafts)
     entities = compile_entity_expressions(run, drafts, entities)
     entities = compile_lookups(run, drafts, entities)
+    entities = compile_currencies(run, drafts, entities)
     roles = compile_roles(run, layers, entities)
     _check_assignment_roles(run, drafts, entities, roles)
     workflows = compile_workflows(run, workflow_docs, entities, roles)
@@ -37,10 +41,14 @@ def build_registry(layers: list[Layer], problems: list | None = None) -> Registr
                                       entities, workflows, roles)
     report_docs = pick_definitions(run, layers, "report", "report")
     reports = compile_reports(run, report_docs, entities, workflows)
-    dashboards = compile_dashboards(run, pick_definitions(run, layers, "dashboard", "dashboard"),
-                                    entities, reports, roles, set(report_docs))
+    dashboard_docs = pick_definitions(run, layers, "dashboard", "dashboard")
+    dashboards = compile_dashboards(run, dashboard_docs, entities, reports, roles, set(report_docs))
+    base = base_currency(run, layers)
+    check_conversions(run, base, report_docs, reports, dashboard_docs, dashboards, entities)
     inbound = compile_inbound(run, pick_definitions(run, layers, "inbound", "inbound"),
                               entities, workflows)
+    mail = compile_mail(run, layers, entities)
+    documents, document_folders = compile_documents(run, layers, entities, roles)
     modules = _modules(layers)
     seeds = _seeds(run, layers, entities)
     if run.problems:
@@ -53,12 +61,18 @@ def build_registry(layers: list[Layer], problems: list | None = None) -> Registr
         reports=MappingProxyType(reports), dashboards=MappingProxyType(dashboards),
         modules=MappingProxyType(modules), packs=packs, app=app, seeds=seeds,
         layers=tuple(layer.name for layer in layers),
-        workflow_by_entity=MappingProxyType(by_entity), inbound=MappingProxyType(inbound))
+        workflow_by_entity=MappingProxyType(by_entity), inbound=MappingProxyType(inbound),
+        documents=MappingProxyType(documents), document_folders=document_folders,
+        mail=mail,
+        base_currency=base,
+        seed_folders=tuple(str(layer.folder / "seed") for layer in layers
+                           if (layer.folder / "seed").is_dir()))
 
 
 _UNKNOWN_NAME = re.compile(r"(?:unknown (?:entity|role|report)|cannot extend) '([^']+)'")
 _NAMED_BY = {"entity": "entity", "workflow": "workflow", "report": "report",
-             "automation": "automation", "dashboard": "dashboard", "inbound": "inbound"}
+             "automation": "automation", "dashboard": "dashboard", "inbound": "inbound",
+             "document": "document"}
 
 
 def _without_cascades(problems: list[Problem], layers: list[Layer]) -> list[Problem]:
@@ -174,5 +188,7 @@ def _identities(layers: list[Layer]) -> tuple[tuple[PackInfo, ...], AppInfo | No
                           data.get("locale", "en"), data.get("database"),
                           data.get("token_days", 30), data.get("max_body_mb", 10.0),
                           str(layer.folder), tuple(data.get("webhook_allow") or ()),
-                          files_dir=data.get("files_dir"))
+                          files_dir=data.get("files_dir"),
+                          company=MappingProxyType({k: Label.of(v) for k, v in
+                                                    (data.get("company") or {}).items()}))
     return tuple(packs), app

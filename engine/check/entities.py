@@ -357,8 +357,9 @@ def _compile_field(run: CheckRun, entity: str, fd: FieldDraft, drafts) -> Field 
             good = False
     if type_name == "percent":
         values["min"], values["max"] = 0, 100
-    if type_name == "money":
+    if type_name in ("money", "rollup"):  # checked with the whole entity: check/currencies.py
         values["currency"] = spec.get("currency")
+        values["rate_date"] = spec.get("rate_date")
     if type_name == "file":
         good &= _file(run, fd, values, child=bool(drafts[entity].top.get("parent")))
     for bound in ("min", "max"):
@@ -704,8 +705,5 @@ def _field_expressions(run, fd: FieldDraft, fld: Field, scope, entity: Entity,
             if where is not None and check_sql_subset(run, fd.spots["where"], fd.spec["where"],
                                                       f"{what} where"):
                 changes["rollup_where"] = where
-    if fld.currency and fld.currency not in scope and not re.fullmatch(r"[A-Z]{3}", fld.currency):
-        run.error(fd.spots["currency"], "bad-value", f"{what}: currency must be an ISO code "
-                  f"like CNY or the name of a field holding one")
     return dataclasses.replace(fld, **changes) if changes else fld
 

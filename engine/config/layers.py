@@ -19,6 +19,7 @@ $CRM_CONTENT_ROOT for a private collection of packs."""
 FOLDERS = {  # sub-folder of a layer -> document kind
     "entities": "entity", "workflows": "workflow", "automations": "automation",
     "reports": "report", "dashboards": "dashboard", "seed": "seed", "inbound": "inbound",
+    "documents": "document",  # printable documents; their templates sit beside them
 }
 ROOT_FILES = {"roles.yaml": "roles", "modules.yaml": "modules"}
 

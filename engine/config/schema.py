@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 
+from engine.config.mailschema import MAIL, MAIL_MODEL
+
 IDENTIFIER = r"^[a-z][a-z0-9_]{0,62}$"
 LOCALES = ("en", "zh")
 FIELD_TYPES = (
@@ -66,7 +68,8 @@ FIELD_KEYS = {
     "min": {"type": ["number", "string"]}, "max": {"type": ["number", "string"]},
     "precision": {"type": "integer", "minimum": 1, "maximum": 38},
     "scale": {"type": "integer", "minimum": 0, "maximum": 18},
-    "currency": _str,
+    "currency": {"type": "string", "minLength": 1, "description": "money: an ISO 4217 code (CNY), or the name of a field holding one"},
+    "rate_date": {**_ident, "description": "money with a currency field: the date field whose day picks the exchange rate (default created_at)"},
     "options": {"type": "array", "items": _option, "minItems": 1},
     "to": _ident,
     "on_delete": {"enum": ["restrict", "set_null", "cascade"]},
@@ -263,19 +266,28 @@ PACK = _obj({
     "pack": _ident, "label": _label, "description": _label,
     "version": {"type": "string", "pattern": r"^\d+\.\d+\.\d+"},
     "extends": _ident_list,
+    "mail": MAIL_MODEL,
+    "base_currency": {"type": "string", "pattern": "^[A-Z]{3}$",
+                      "description": "the pack's default base currency (app.yaml overrides)"},
 }, ("pack", "label"))
 
 APP = _obj({
     "app": _ident, "label": _label, "description": _label, "pack": _ident,
     "locale": {"enum": list(LOCALES)}, "database": _str,
     "token_days": {"type": "integer", "minimum": 1, "maximum": 3650},
+    "base_currency": {"type": "string", "pattern": "^[A-Z]{3}$",
+                      "description": "the ISO 4217 code reports convert money into"},
     "max_body_mb": {"type": "number", "exclusiveMinimum": 0, "maximum": 1024},
     "files_dir": {"type": "string", "minLength": 1,
                   "description": "the folder uploaded files are stored in (relative to the "
                                  "site folder; default files/)"},
+    "company": {"type": "object", "propertyNames": _ident_keys, "additionalProperties": _label,
+                "description": "the company printed on documents: name, address, phone, "
+                               "email, website, tax_id, bank... each a text or {en, zh}"},
     "webhook_allow": {"type": "array", "items": _str,
                       "description": "hosts or networks (CIDR) webhooks may reach although "
                                      "they are private, loopback or link-local"},
+    "mail": MAIL,
 }, ("app",))
 
 _body_path = {"type": "string", "pattern": r"^(\$\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
@@ -314,6 +326,19 @@ INBOUND = _obj({
     "create_if_missing": _bool,
 }, ("inbound", "secret_env", "event_id", "entity", "match"))
 
+PAPER_SIZES = ("a4", "a5", "letter", "legal")
+DOCUMENT = _obj({
+    "document": _ident, "label": _label, "description": _label, "entity": _ident,
+    "template": {"type": "string", "minLength": 1, "pattern": r"^[^\\]+\.html?$",
+                 "description": "the Jinja2 template: a path inside a documents/ folder, "
+                                "such as templates/quotation.html"},
+    "paper": {"enum": list(PAPER_SIZES)},
+    "orientation": {"enum": ["portrait", "landscape"]},
+    "roles": {**_ident_list, "minItems": 1,
+              "description": "roles that may print it (default: whoever may read the record)"},
+    "locale": {"enum": list(LOCALES), "description": "always print in this language"},
+}, ("document", "entity", "template"))
+
 SEED = _obj({
     "entity": _ident,
     "records": {"type": "array", "items": {"type": "object"}},
@@ -326,6 +351,7 @@ KINDS: dict[str, tuple[str, dict]] = {
     "roles": ("roles", ROLES), "report": ("report", REPORT), "dashboard": ("dashboard", DASHBOARD),
     "modules": ("modules", MODULES), "pack": ("pack", PACK), "app": ("app", APP),
     "seed": ("records", SEED), "inbound": ("inbound", INBOUND),
+    "document": ("document", DOCUMENT),
 }
 
 
@@ -341,7 +367,7 @@ def combined_schema() -> dict:
     definitions = {kind: copy.deepcopy(schema) for kind, (_, schema) in KINDS.items()}
     # Several kinds share keys (a workflow and a seed have `entity`, a dashboard has `roles`):
     # a file is of the first kind in this order whose key it has.
-    order = ["workflow", "automation", "inbound", "report", "dashboard", "app", "pack", "extension", "seed",
+    order = ["workflow", "automation", "inbound", "document", "report", "dashboard", "app", "pack", "extension", "seed",
              "entity", "roles", "modules"]
     branches = []
     for i, kind in enumerate(order):
@@ -355,8 +381,8 @@ def combined_schema() -> dict:
         "$id": "https://crm-engine.dev/schema/config.json",
         "title": "CRM engine configuration",
         "description": "Any file of a layer: pack.yaml, app.yaml, entities/, workflows/, "
-                       "automations/, inbound/, reports/, dashboards/, roles.yaml, modules.yaml, "
-                       "seed/.",
+                       "automations/, inbound/, reports/, dashboards/, documents/, roles.yaml, "
+                       "modules.yaml, seed/.",
         "type": "object",
         "anyOf": [{"required": [key]} for key, _ in KINDS.values()],
         "allOf": branches,

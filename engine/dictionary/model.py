@@ -194,7 +194,8 @@ def field_rules(registry: Registry, entity: Entity, f: Field):
         yield Rule("required_if", f.required_if.source)
     if f.unique:
         yield Rule("unique")
-    for kind in ("max_length", "pattern", "min", "max", "currency", "number_pattern"):
+    for kind in ("max_length", "pattern", "min", "max", "currency", "rate_date",
+                 "number_pattern"):
         value = getattr(f, kind)
         if value is not None:
             yield Rule(kind, _literal(value))

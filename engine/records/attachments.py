@@ -163,6 +163,12 @@ def referenced_keys(service) -> set[str]:
         attachments = service.schema.engine["attachment"]
         keys.update(conn.execute(sa.select(attachments.c.key).where(
             attachments.c.deleted_at.is_(None))).scalars())
+        # mail attachments and the raw bytes of mail that could not be stored (docs/mail.md)
+        keys.update(conn.execute(sa.select(service.schema.engine["mail_attachment"].c.key))
+                    .scalars())
+        failures = service.schema.engine["mail_failure"]
+        keys.update(conn.execute(sa.select(failures.c.raw_key).where(
+            failures.c.raw_key.is_not(None))).scalars())
     return keys
 
 

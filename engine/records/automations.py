@@ -61,17 +61,27 @@ class Automations:
         handling.append(key)
         ran = False
         try:
+            # the conditions share one scope of the record (its references read once) until
+            # an automation acts, which may change what they read
+            scope = None
             for automation in automations:
-                ran |= self.run(conn, caller, automation, entity, record)
+                if scope is None:
+                    scope = self.service._scope(conn, caller, entity, record)
+                acted = self.run(conn, caller, automation, entity, record, scope)
+                if acted:
+                    scope = None
+                ran |= acted
         finally:
             handling.pop()
         return ran
 
     def run(self, conn, caller: Caller, automation: Automation, entity: Entity,
-            record: dict) -> bool:
-        """Run one automation on one record if its condition holds; return whether it ran."""
+            record: dict, scope: dict | None = None) -> bool:
+        """Run one automation on one record if its condition holds (tested on `scope`, the
+        record's scope, made here when not given); return whether it ran."""
         service = self.service
-        scope = service._scope(conn, caller, entity, record)
+        if scope is None:
+            scope = service._scope(conn, caller, entity, record)
         if automation.condition is not None:
             try:
                 if not automation.condition.test(scope):
@@ -79,10 +89,11 @@ class Automations:
             except EvaluationError:
                 return False
         acting = replace(caller, roles=tuple(caller.roles) + ("admin",), system=True)
-        for action in automation.actions:
+        for i, action in enumerate(automation.actions):
             current = record if action.kind in ("notify", "create") else \
                 service.get(SYSTEM, entity.name, record["id"], conn=conn)
-            scope = service._scope(conn, caller, entity, current)
+            if i or current is not record:  # the first acts on what the condition read
+                scope = service._scope(conn, caller, entity, current)
             self._act(conn, acting, automation, action, entity, current, scope)
         return True
 

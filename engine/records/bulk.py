@@ -23,6 +23,7 @@ from engine.records.assignment import assign_owner
 from engine.records.messages import Message, text
 from engine.records.numbering import bump, counter_name, render
 from engine.records.service import RecordService, now
+from engine.records.rollups import StaleRollups
 from engine.records.rowplan import RowPlan
 from engine.registry.model import Entity
 from engine.storage.database import is_sqlite
@@ -239,6 +240,7 @@ def _insert(service, conn, caller, entity: Entity, valid, outcomes) -> None:
     for child_name, rows in line_rows.items():
         write_rows(conn, service.schema.entities[child_name], rows, None, system)
     _audit_and_index(service, conn, caller, entity, table, ids, stamp)
+    service.shares.created(conn, entity.name, ids, records)
     _refresh(service, conn, entity, records, ids)
 
 
@@ -264,10 +266,13 @@ def _audit_and_index(service, conn, caller, entity: Entity, table: sa.Table, ids
 
 
 def _refresh(service, conn, entity: Entity, records: list[dict], ids: list[int]) -> None:
+    # one refresh for the whole batch: each record it makes stale is recomputed once
+    stale = StaleRollups()
     for dep in service._dependents.get(entity.name, []):
         targets = {r[dep.link] for r in records if r.get(dep.link) is not None}
         if targets:
-            service.refresh_rollups(conn, service.registry.entities[dep.entity], targets,
-                                    dep.field)
-    if any(f.type == "rollup" for f in entity.fields.values()):
-        service.refresh_rollups(conn, entity, ids)
+            stale.add(dep.entity, targets, (dep.field,))
+    own = service._rollups_of[entity.name][0]
+    if own:
+        stale.add(entity.name, ids, own)
+    service.flush_rollups(conn, stale)

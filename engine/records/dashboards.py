@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from engine.errors import Forbidden, NotFound, RecordError
 from engine.records.access import Caller
+from engine.records.currency import CONVERTED_AGGS, converted_metric, varies
 from engine.records.reports import run_report
 from engine.records.values import from_storage, to_json
 from engine.registry.model import Dashboard, Registry, Widget
@@ -79,6 +80,9 @@ def run_metric(service, caller: Caller, widget: Widget):
     if widget.metric_where is not None:
         where.append(to_sql(widget.metric_where.source, entity, registry, service.schema,
                             user=caller.scope()))
+    if (widget.metric_agg or "count") in CONVERTED_AGGS and varies(entity, widget.metric_field):
+        return converted_metric(service, entity, widget.metric_field, widget.metric_agg, table,
+                                where)  # amounts in several currencies, in the base one
     target = table.c[widget.metric_field] if widget.metric_field else sa.literal(1)
     aggregate = _SQL_AGG[widget.metric_agg or "count"](target)
     with service.engine.connect() as conn:

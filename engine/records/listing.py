@@ -123,7 +123,9 @@ class Lister:
         if entity.parent or access.read is None:  # what a user may not read does not exist
             raise NotFound(f"no entity '{entity_name}'")
         table = self.schema.entities[entity.name]
-        where = [self.service.read_condition(caller, entity)]
+        source, ids, walked = self._source(caller, entity, table)
+        where = [table.c.deleted_at.is_(None)] if walked else \
+            [self.service.read_condition(caller, entity)]
         for param, name, op, raw in query.filters:
             fld = self.readable_field(caller, entity, name, param)
             if fld.type == "lines":
@@ -132,15 +134,16 @@ class Lister:
         if query.q:
             where.append(self._search(table, entity, query.q, access.hidden))
         keys = self._sort_keys(caller, entity, query.sort)
-        parts = self._parts(table, keys, query.cursor, query.sort)
+        parts = self._parts(table, keys, query.cursor, query.sort, ids)
 
         columns = self._projection(caller, entity, query.fields)
         with self.service.engine.connect() as conn:
             rows = []
             for part, order in parts:  # at most two: non-empty first sort values, then empty
-                condition = where if part is None else [*where, part]
-                rows += conn.execute(sa.select(table).where(*condition).order_by(*order)
-                                     .limit(query.limit + 1 - len(rows))).mappings().all()
+                condition = [*walked, *where] if part is None else [*walked, *where, part]
+                rows += conn.execute(sa.select(table).select_from(source).where(*condition)
+                                     .order_by(*order).limit(query.limit + 1 - len(rows))
+                                     ).mappings().all()
                 if len(rows) > query.limit:
                     break
             more = len(rows) > query.limit
@@ -148,11 +151,30 @@ class Lister:
             records = [self.service._row(entity, row) for row in rows]
             if any(entity.fields[c].type == "lines" for c in columns if c in entity.fields):
                 self.service._attach_lines(conn, caller, entity, records)
-            total, capped = self._count(conn, table, where, query.exact_count)
+            if walked and len(where) == 1:  # no filter: the share rows are the live records
+                total, capped = self._count(conn, self.service.shares.table, walked,
+                                            query.exact_count)
+            else:
+                total, capped = self._count(conn, source, [*walked, *where], query.exact_count)
             titles = self.titles(conn, caller, entity, records, columns)
         data = [{k: r.get(k) for k in columns} for r in records]
         cursor = self._cursor(keys, records[-1], query.sort) if more and records else None
         return Page(data, cursor, total, capped, titles)
+
+    def _source(self, caller, entity: Entity, table):
+        """Return what a page is read from, its id column and the conditions on it.
+
+        Under a sharing rule kept as share rows (engine/storage/sharing.py), the page is
+        read from the caller's share rows joined to the records: walked in record order, the
+        index (rule, user, record) yields the page and stops after it, and the total counts
+        index entries, as a page under `all` does over the records' own indexes.
+        """
+        kept = self.service.share_walk(caller, entity)
+        if kept is None:
+            return table, table.c.id, []
+        shares = self.service.shares.table
+        return (shares.join(table, table.c.id == shares.c.record_id), shares.c.record_id,
+                [shares.c.rule == kept.key, shares.c.user_id == caller.user_id])
 
     def _projection(self, caller, entity: Entity, wanted: list[str] | None) -> list[str]:
         access = self.service.access(caller, entity)
@@ -255,8 +277,9 @@ class Lister:
         payload = {"s": self._signature(sort), "v": values, "id": record["id"]}
         return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
 
-    def _parts(self, table, keys, cursor: str | None, sort: str | None):
-        """Return the (condition, order) parts a page is read from, in order.
+    def _parts(self, table, keys, cursor: str | None, sort: str | None, ids=None):
+        """Return the (condition, order) parts a page is read from, in order; `ids` is the
+        column the last sort key, the id, is read from (the record's, or its share row's).
 
         Empty values sort last in both directions (API.md). Reading the rows whose first sort
         key has a value separately from those where it is empty lets both databases walk an
@@ -267,21 +290,22 @@ class Lister:
             for name, descending in sort_keys:
                 column = table.c[name]
                 result.append((column.desc() if descending else column.asc()).nulls_last())
-            return result + [table.c.id.asc()]
+            return result + [ids.asc()]
 
+        ids = table.c.id if ids is None else ids
         if not keys:
-            return [(None if cursor is None else self._after(table, keys, cursor, sort)[0],
+            return [(None if cursor is None else self._after(table, keys, cursor, sort, ids)[0],
                      order([]))]
         first, descending = table.c[keys[0][0]], keys[0][1]
         plain = [first.desc() if descending else first.asc()] + order(keys[1:])
         if cursor is None:
             return [(first.is_not(None), plain), (first.is_(None), order(keys[1:]))]
-        conditions = self._after(table, keys, cursor, sort)
+        conditions = self._after(table, keys, cursor, sort, ids)
         if len(conditions) == 1:  # the cursor is inside the empty values already
             return [(conditions[0], order(keys[1:]))]
         return [(conditions[0], plain), (conditions[1], order(keys[1:]))]
 
-    def _after(self, table, keys, cursor: str, sort: str | None):
+    def _after(self, table, keys, cursor: str, sort: str | None, ids):
         try:
             padded = cursor + "=" * (-len(cursor) % 4)
             payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -293,9 +317,9 @@ class Lister:
                                 "sort)") from None
         parsed = [None if raw is None else _parse_cursor_value(table.c[name], raw)
                   for (name, _), raw in zip(keys, values)]
-        rest = self._chain(table, keys[1:], parsed[1:], last_id)
+        rest = self._chain(table, keys[1:], parsed[1:], last_id, ids)
         if not keys:
-            return [table.c.id > last_id]
+            return [ids > last_id]
         first, descending = table.c[keys[0][0]], keys[0][1]
         value = parsed[0]
         if value is None:  # inside the trailing group of empty values
@@ -307,7 +331,7 @@ class Lister:
         return [sa.and_(bound, sa.or_(strict, sa.and_(first == value, rest))), first.is_(None)]
 
     @staticmethod
-    def _chain(table, keys, values, last_id):
+    def _chain(table, keys, values, last_id, ids):
         """Rows after the cursor among rows equal on the keys before these."""
         options, equal = [], []
         for (name, descending), value in zip(keys, values):
@@ -319,14 +343,14 @@ class Lister:
                                column.is_(None))
             options.append(sa.and_(*equal, after))
             equal.append(column.is_(None) if value is None else column == value)
-        options.append(sa.and_(*equal, table.c.id > last_id))
+        options.append(sa.and_(*equal, ids > last_id))
         return sa.or_(*options)
 
-    def _count(self, conn, table, where, exact: bool) -> tuple[int, bool]:
+    def _count(self, conn, source, where, exact: bool) -> tuple[int, bool]:
         if exact:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(table)
+            return int(conn.execute(sa.select(sa.func.count()).select_from(source)
                                     .where(*where)).scalar()), False
-        inner = sa.select(sa.literal(1)).select_from(table).where(*where).limit(COUNT_CAP + 1) \
+        inner = sa.select(sa.literal(1)).select_from(source).where(*where).limit(COUNT_CAP + 1) \
             .subquery()
         count = int(conn.execute(sa.select(sa.func.count()).select_from(inner)).scalar())
         return (COUNT_CAP, True) if count > COUNT_CAP else (count, False)

@@ -33,6 +33,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "not_url": {"en": "must be an http or https address", "zh": "必须是 http 或 https 地址"},
     "not_option": {"en": "must be one of: {options}", "zh": "必须是以下之一：{options}"},
     "not_list": {"en": "must be a list", "zh": "必须是列表"},
+    "not_currency": {"en": "must be an ISO 4217 currency code such as USD or CNY",
+                     "zh": "必须是 ISO 4217 币种代码，如 USD 或 CNY"},
     "not_reference": {"en": "must be the id of a record", "zh": "必须是记录的编号"},
     "no_such_record": {"en": "refers to a record that does not exist",
                        "zh": "引用的记录不存在"},

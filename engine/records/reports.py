@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from engine.errors import Forbidden, NotFound
 from engine.expr import EvaluationError
 from engine.records.access import Caller
+from engine.records.currency import ReportCurrencies
 from engine.records.listing import Lister, parse_query, system_field
 from engine.records.values import to_json
 from engine.registry.model import Entity, Measure, Report
@@ -80,8 +81,9 @@ def run_report(service, caller: Caller, name: str,
     dialect = service.engine.dialect.name
     where = record_conditions(service, caller, report, table, params)
     user = caller.scope()
+    currencies = ReportCurrencies(service, report, entity)  # money in several currencies
 
-    groups, columns = [], []
+    groups, columns, conditions = [], [], {}
     loc = caller.locale
     for group in report.group_by:
         column = table.c[group.field]
@@ -95,21 +97,26 @@ def run_report(service, caller: Caller, name: str,
     for measure in report.measures.values():
         columns.append({"name": measure.name, "label": measure.label.get(loc),
                         "type": measure.format})
+        if currencies.column_currency(measure):
+            columns[-1]["currency"] = currencies.column_currency(measure)
         if measure.expr is not None:
             continue
         if measure.of_entity is not None:
-            aggregate, related = _related_aggregate(service, caller, measure, table)
+            aggregate, related = _related_aggregate(service, caller, measure, table, currencies)
             source = source.outerjoin(related, related.c.key == table.c.id)
             aggregates.append(aggregate.label(f"m_{measure.name}"))
+            if currencies.converts(measure):  # related amounts no rate converts, per group
+                aggregates.append(sa.func.sum(related.c.missing).label(f"u_{measure.name}"))
             continue
         condition = to_sql(measure.where.source, entity, registry, service.schema, user=user) \
             if measure.where is not None else None
+        conditions[measure.name] = condition
         if measure.agg == "count":
             target = table.c[measure.field] if measure.field else sa.literal(1)
             value = target if condition is None else sa.case((condition, target))
             aggregates.append(sa.func.count(value).label(f"m_{measure.name}"))
         else:
-            target = table.c[measure.field]
+            target = currencies.target(measure, table)
             value = target if condition is None else sa.case((condition, target))
             aggregates.append(_SQL_AGG[measure.agg](value).label(f"m_{measure.name}"))
 
@@ -118,10 +125,15 @@ def run_report(service, caller: Caller, name: str,
         statement = statement.group_by(*groups)
     with service.engine.connect() as conn:
         fetched = conn.execute(statement).mappings().all()
+        for measure in report.measures.values():
+            if measure.of_entity is None and currencies.converts(measure):
+                currencies.explain(conn, measure, table, groups, where,
+                                   conditions[measure.name])
 
     rows = []
     for raw in fetched:
         values: dict[str, Any] = {}
+        group_values = [raw[f"g_{i}"] for i in range(len(groups))]
         for measure in report.measures.values():
             if measure.expr is None:
                 source_entity = registry.entities[measure.of_entity or entity.name]
@@ -129,6 +141,10 @@ def run_report(service, caller: Caller, name: str,
                 whole = measure.agg == "count" or (fld is not None and fld.type == "integer"
                                                    and measure.agg != "avg")
                 values[measure.name] = _number(raw[f"m_{measure.name}"], measure.agg, whole)
+                if raw.get(f"u_{measure.name}"):
+                    currencies.block(measure.name, group_values)
+                if currencies.blocked(measure.name, group_values):
+                    values[measure.name] = None  # part of it has no rate: no total, not 0
             else:
                 scope = {k: (float(v) if isinstance(v, Decimal) else v)
                          for k, v in values.items()}
@@ -139,7 +155,6 @@ def run_report(service, caller: Caller, name: str,
                 if isinstance(result, float) and not math.isfinite(result):
                     result = None  # x / 0.0 is infinity in CEL: no value (and no JSON for it)
                 values[measure.name] = result
-        group_values = [raw[f"g_{i}"] for i in range(len(groups))]
         rows.append((group_values, values))
     for key, descending in reversed(report.sort):
         position = next((i for i, g in enumerate(report.group_by) if g.field == key), None)
@@ -153,7 +168,11 @@ def run_report(service, caller: Caller, name: str,
     for group_values, values in rows:
         out.append([json_value(v) for v in group_values] +
                    [json_value(values[m]) for m in report.measures])
-    return {"columns": columns, "rows": out}
+    result = {"columns": columns, "rows": out}
+    summary = currencies.summary(json_value)
+    if summary["measures"]:
+        result["currency"] = summary
+    return result
 
 
 def refuse_hidden(report: Report, used: set[str], access, entity=None) -> None:
@@ -196,7 +215,7 @@ def record_conditions(service, caller: Caller, report: Report, table,
     return where
 
 
-def _related_aggregate(service, caller: Caller, measure: Measure, table):
+def _related_aggregate(service, caller: Caller, measure: Measure, table, currencies):
     """A measure over related records: (the outer aggregate, the grouped subquery it joins).
 
     The subquery aggregates the related records the caller may read per referenced record;
@@ -211,8 +230,10 @@ def _related_aggregate(service, caller: Caller, measure: Measure, table):
     if measure.where is not None:
         conditions.append(to_sql(measure.where.source, related_entity, registry, service.schema,
                                  table=related, user=caller.scope()))
-    target = related.c[measure.field] if measure.field else None
+    target = currencies.target(measure, related) if measure.field else None
     parts = [key.label("key")]
+    if currencies.converts(measure):
+        parts.append(currencies.missing(measure, related).label("missing"))
     if measure.agg == "count":
         parts.append(sa.func.count(target if target is not None else sa.literal(1)).label("n"))
     elif measure.agg == "avg":

@@ -33,31 +33,56 @@ def _order(service, entities: list[str]) -> list[str]:
         return entities
 
 
-def _resolve(conn, service, entity: Entity, record: dict, users) -> dict:
+class _Names:
+    """The records and users that seed files name by title or username, each looked up once
+    per seeding. Only what was found is kept: a title that names nothing yet may name a record
+    created later (a customer's parent company, further up the same file). What was found
+    stays the answer, as a query would give it: the lowest id among the live records with the
+    title, and records created later have higher ids."""
+
+    def __init__(self, conn, service, users):
+        self.conn, self.service, self.users = conn, service, users
+        self.found: dict[tuple[str, str], int] = {}
+
+    def user(self, username: str):
+        key = ("user", username.lower())
+        if key not in self.found:
+            user_id = self.users.by_username(username)
+            if user_id is None:
+                return None
+            self.found[key] = user_id
+        return self.found[key]
+
+    def record(self, target: str, title: str):
+        if target == "user":
+            return self.user(title)
+        key = (target, title)
+        if key not in self.found:
+            entity = self.service.registry.entities[target]
+            table = self.service.schema.entities[target]
+            row = self.conn.execute(sa.select(table.c.id).where(
+                table.c[entity.title] == title, table.c.deleted_at.is_(None))
+                .order_by(table.c.id).limit(1)).first()
+            if row is None:
+                return title  # left as text: the service reports the bad reference
+            self.found[key] = row[0]
+        return self.found[key]
+
+
+def _resolve(service, entity: Entity, record: dict, names: _Names) -> dict:
     values = {}
     for key, value in record.items():
         fld = entity.fields.get(key)
         if key == "owner" and isinstance(value, str):
-            value = users.by_username(value)
+            value = names.user(value)
         elif fld is not None and fld.type == "reference" and isinstance(value, str) \
                 and not value.isdigit():
-            value = _by_title(conn, service, fld.to, value, users)
+            value = names.record(fld.to, value)
         elif fld is not None and fld.type == "lines" and isinstance(value, list):
             child = service.registry.entities[fld.child_entity]
-            value = [_resolve(conn, service, child, dict(line), users) for line in value]
+            value = [_resolve(service, child, dict(line), names) for line in value]
         values[key] = value
     return values
-
-
-def _by_title(conn, service, target: str, title: str, users):
-    if target == "user":
-        return users.by_username(title)
-    entity = service.registry.entities[target]
-    table = service.schema.entities[target]
-    row = conn.execute(sa.select(table.c.id).where(table.c[entity.title] == title,
-                                                   table.c.deleted_at.is_(None))
-                       .order_by(table.c.id).limit(1)).first()
-    return row[0] if row else title  # left as text: the service reports the bad reference
 
 
 def _has_records(conn, service, name: str) -> bool:
@@ -85,9 +110,10 @@ def load_seeds(service, users) -> Iterator[str]:
         # one transaction per entity: its sample records land together or not at all, and
         # thousands of records do not pay a commit each
         with write_transaction(service.engine) as conn:
+            names = _Names(conn, service, users)
             for seed_set in by_entity[name]:
                 for i, record in enumerate(seed_set.records):
-                    values = _resolve(conn, service, entity, dict(record), users)
+                    values = _resolve(service, entity, dict(record), names)
                     try:
                         service.create(SYSTEM, name, values, allow_state=True, conn=conn)
                     except RecordError as exc:

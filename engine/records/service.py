@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from contextlib import nullcontext
 from typing import Any, Iterable, Mapping
 
 import sqlalchemy as sa
@@ -34,11 +35,14 @@ from engine.storage.database import is_sqlite, write_transaction
 from engine.storage.driver import DriverStatement, driver_insert
 from engine.storage.files import LocalFileStore, files_folder
 from engine.storage.search import fts_table
+from engine.storage.sharing import ShareRows
 from engine.storage.tables import Schema, build_schema
 
 UTC = dt.timezone.utc
 READABLE_SYSTEM = ("id", "version", "created_at", "updated_at", "created_by", "updated_by",
                    "owner")
+# the key, in a connection's `info`, of the referenced rows read while a write is prepared
+REFERENCE_ROWS = "crm_reference_rows"
 
 
 def now() -> dt.datetime:
@@ -95,7 +99,11 @@ class RecordService(Permissions, Rollups, History):
             name: bool(entity.unique or any(f.unique for f in entity.fields.values()))
             for name, entity in registry.entities.items()}
         self._chained = self._chained_dependents()
+        self.shares = ShareRows(registry, self.schema)  # sharing rules kept as rows
         self._self_dependent = self._reaching_themselves()
+        self._rollup_rank = self._rollup_ranks()
+        self._rollups_of = self._own_rollups()
+        self._recompute_updates: dict[tuple, Any] = {}  # by entity and recomputed fields
         from engine.records.automations import Automations
         from engine.records.transitions import Transitions
         from engine.records.webhooks import Webhooks
@@ -175,7 +183,7 @@ class RecordService(Permissions, Rollups, History):
         elif read == "rule" and not entity.parent:
             table = self.schema.entities[entity.name]
             row = conn.execute(sa.select(table).where(
-                table.c.id == record_id, self.read_condition(caller, entity, table))
+                table.c.id == record_id, self.read_condition(caller, entity, table, record_id))
             ).mappings().first()
         else:
             row = self._statement("get_any", entity.name).first(conn, {"_id": record_id})
@@ -185,6 +193,26 @@ class RecordService(Permissions, Rollups, History):
         if with_lines:
             self._attach_lines(conn, caller, entity, [record])
         return self._visible(caller, entity, record)
+
+    def get_many(self, caller: Caller, entity_name: str, ids, *, conn=None) -> dict[int, dict]:
+        """Return the readable records among `ids`, by id, without their lines: one query."""
+        entity = self.entity(entity_name)
+        ids = sorted({int(i) for i in ids if i is not None})
+        if not ids or self.access(caller, entity).read is None:
+            return {}
+        if conn is None:
+            with self.engine.connect() as conn:
+                return self.get_many(caller, entity_name, ids, conn=conn)
+        table = self.schema.entities[entity.name]
+        rows = conn.execute(sa.select(table).where(
+            table.c.id.in_(ids), self.read_condition(caller, entity, table))).mappings()
+        return {row["id"]: self._visible(caller, entity, self._row(entity, row)) for row in rows}
+
+    def note(self, caller: Caller, entity_name: str, record_id: int, action: str) -> None:
+        """Audit something done with a record that changes nothing in it (a document printed)."""
+        entity = self.entity(entity_name)
+        with self.engine.begin() as conn:
+            self._audit(conn, caller, entity, int(record_id), action, {}, now())
 
     def _statement(self, kind: str, entity_name: str, columns: tuple = ()) -> DriverStatement:
         """A statement of the record paths, compiled for the driver once (storage/driver.py):
@@ -204,6 +232,8 @@ class RecordService(Permissions, Rollups, History):
             return self._get_any[entity_name]
         if kind == "get_own":
             return self._get_own[entity_name]
+        if kind == "get_row":  # deleted or not: what an expression sees of a reference
+            return sa.select(table).where(table.c.id == sa.bindparam("_id"))
         if kind == "update":
             return self._updates[entity_name]
         if kind == "insert":
@@ -318,9 +348,7 @@ class RecordService(Permissions, Rollups, History):
         record_id = self._insert(conn, entity, table, row)
         for name, items in lines.items():
             self._write_lines(conn, caller, entity, entity.fields[name], record_id, items, {})
-        self._after_write(conn, entity, {**row, "id": record_id}, None)
-        if any(f.type == "rollup" for f in entity.fields.values()):
-            self.refresh_rollups(conn, entity, {record_id})
+        self._after_write(conn, entity, {**row, "id": record_id}, None, created=True)
         record = self.get(SYSTEM, entity.name, record_id, conn=conn)
         self._audit(conn, caller, entity, record_id, "create", {}, stamp)
         if self.automations.on_event(conn, caller, entity, "created", record):
@@ -566,6 +594,16 @@ class RecordService(Permissions, Rollups, History):
         `parent` is what a line's lookups see of its record; `cache` keeps lookup answers
         for a batch (see engine.records.lookups).
         """
+        if REFERENCE_ROWS not in conn.info:
+            # the outermost preparation of a write writes nothing, so each record it refers
+            # to is read once in it, however many defaults, computed fields, lookups and checks
+            # read it (see _reference_scope); the next preparation reads them afresh
+            conn.info[REFERENCE_ROWS] = {}
+            try:
+                return self._prepare(conn, caller, entity, access, data, current, allow_state,
+                                     prefix, deferred, trusted, parent, cache)
+            finally:
+                del conn.info[REFERENCE_ROWS]
         errors: dict[str, list[str]] = {}
         loc = caller.locale
 
@@ -782,13 +820,22 @@ class RecordService(Permissions, Rollups, History):
         return required and fld.kind.writable and fld.compute is None
 
     def _reference_ok(self, conn, caller: Caller, fld: Field, target_id: int) -> bool:
+        read = conn.info.get(REFERENCE_ROWS, {}).get((fld.to, target_id), False)
+        if read is None:
+            return False  # no such record: this preparation looked it up already
         if fld.to == "user":
-            return conn.execute(sa.select(self.users.c.id).where(
+            return read is not False or conn.execute(sa.select(self.users.c.id).where(
                 self.users.c.id == target_id)).first() is not None
         target = self.registry.entities[fld.to]
+        if self.access(caller, target).read == "all":  # any live record: no rule to apply
+            if read is not False:
+                return read[1] is None  # read by this preparation: is it deleted?
+            return self._statement("get_any", target.name).first(
+                conn, {"_id": target_id}) is not None
         table = self.schema.entities[target.name]
         return conn.execute(sa.select(table.c.id).where(
-            table.c.id == target_id, self.read_condition(caller, target))).first() is not None
+            table.c.id == target_id, self.read_condition(caller, target, table, target_id))
+        ).first() is not None
 
     def _check_unique(self, conn, entity: Entity, merged: dict, current, fail) -> None:
         table = self.schema.entities[entity.name]
@@ -834,22 +881,27 @@ class RecordService(Permissions, Rollups, History):
     def _reference_scope(self, conn, fld: Field, value) -> dict | None:
         if value is None:
             return None
+        read = conn.info.get(REFERENCE_ROWS)  # while a write is prepared: {(entity, id): ...}
+        key = (fld.to, value)
+        if read is not None and isinstance(value, int) and key in read:
+            return None if read[key] is None else dict(read[key][0])
         if fld.to == "user":
             row = conn.execute(sa.select(self.users.c.id, self.users.c.username,
                                          self.users.c.display_name, self.users.c.email)
                                .where(self.users.c.id == value)).mappings().first()
-            return dict(row) if row else None
-        target = self.registry.entities[fld.to]
-        table = self.schema.entities[target.name]
-        row = conn.execute(sa.select(table).where(table.c.id == value)).mappings().first()
-        if row is None:
-            return None
-        record = self._row(target, row)
-        result = {}
-        for name, value in record.items():
-            tf = target.fields.get(name)
-            result[name] = {"id": value} if tf is not None and tf.type == "reference" and \
-                value is not None else to_cel(value)
+            result, deleted = (dict(row), None) if row else (None, None)
+        else:
+            target = self.registry.entities[fld.to]
+            row = self._statement("get_row", target.name).first(conn, {"_id": value})
+            result, deleted = None, None
+            if row is not None:
+                deleted, result = row["deleted_at"], {}
+                for name, item in self._row(target, row).items():
+                    tf = target.fields.get(name)
+                    result[name] = {"id": item} if tf is not None and tf.type == "reference" \
+                        and item is not None else to_cel(item)
+        if read is not None and isinstance(value, int):
+            read[key] = None if result is None else (dict(result), deleted)
         return result
 
     def _raise(self, caller: Caller, errors: dict[str, list[str]]) -> None:
@@ -873,38 +925,33 @@ class RecordService(Permissions, Rollups, History):
         for position, (before, values) in enumerate(items):
             stored = {k: v for k, v in values.items() if child.fields[k].kind.stored}
             try:
-                with conn.begin_nested():
-                    if before is None:
-                        conn.execute(table.insert().values(
-                            **stored, parent_id=parent_id, version=1, created_at=stamp,
-                            updated_at=stamp, created_by=caller.user_id,
-                            updated_by=caller.user_id, owner=None))
+                # a savepoint only where a line can clash (as `_insert` does for records)
+                with conn.begin_nested() if self._unique_columns[child.name] \
+                        else nullcontext():
+                    if before is None:  # compiled once per set of columns, as records are
+                        row = {**stored, "parent_id": parent_id, "version": 1,
+                               "created_at": stamp, "updated_at": stamp,
+                               "created_by": caller.user_id, "updated_by": caller.user_id,
+                               "owner": None}
+                        self._statement("insert", child.name, tuple(row)).first(conn, row)
                     elif any(before.get(k) != v for k, v in stored.items()):
                         conn.execute(table.update().where(table.c.id == before["id"]).values(
                             **stored, version=table.c.version + 1, updated_at=stamp,
                             updated_by=caller.user_id))
-            except sa.exc.IntegrityError as exc:
+            except (sa.exc.IntegrityError, conn.dialect.dbapi.IntegrityError) as exc:
                 error = self._unique_violation(child, exc)
                 raise ValidationFailed(error.message, {
                     f"{fld.name}[{position}].{name}": messages
                     for name, messages in error.fields.items()}) from None
 
     def _after_write(self, conn, entity: Entity, new: Mapping | None,
-                     old: Mapping | None) -> None:
-        """Keep rollups, search and dependent computed fields current after a write."""
+                     old: Mapping | None, created: bool = False) -> None:
+        """Keep rollups, search, share rows and dependent computed fields current after a
+        write."""
         self._sync_search(conn, entity, new, old)
-        for dep in self._dependents.get(entity.name, []):
-            ids = set()
-            for record in (new, old):
-                if record is not None and record.get(dep.link) is not None:
-                    ids.add(record[dep.link])
-            if ids:
-                self.refresh_rollups(conn, self.registry.entities[dep.entity], ids, dep.field)
-        for _, fld in self._lines[entity.name]:
-            if new is not None and new.get("id") is not None:
-                for dep in self._dependents.get(fld.child_entity, []):
-                    if dep.entity == entity.name:
-                        self.refresh_rollups(conn, entity, {new["id"]}, dep.field)
+        self.shares.written(conn, entity.name, new, old)
+        # the rollups it made stale, each stale record recomputed once (engine/records/rollups.py)
+        self.rollups_after_write(conn, entity, new, old, created)
 
     def _sync_search(self, conn, entity: Entity, new: Mapping | None, old: Mapping | None):
         if not entity.search_fields or not is_sqlite(conn):

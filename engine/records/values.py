@@ -10,6 +10,7 @@ import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from engine.records.messages import Message
+from engine.registry.currencies import ISO_4217
 from engine.registry.model import Field
 
 UTC = dt.timezone.utc
@@ -59,6 +60,10 @@ def _text(field: Field, raw):
         raise Invalid(Message("too_long", n=field.max_length))
     if field.pattern and not re.fullmatch(field.pattern, value):
         raise Invalid(Message("pattern"))
+    if field.holds_currency:  # a money field's currency (engine/check/currencies.py)
+        value = value.upper()
+        if value not in ISO_4217:
+            raise Invalid(Message("not_currency"))
     return value
 
 

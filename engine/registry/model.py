@@ -81,7 +81,9 @@ class Field:
     max: Any = None
     precision: int | None = None
     scale: int | None = None
-    currency: str | None = None
+    currency: str | None = None  # money, rollup: an ISO code, or the field holding one
+    rate_date: str | None = None  # the date field choosing the exchange rate (currency)
+    holds_currency: bool = False  # a string field a money field takes its currency from
     options: tuple[Option, ...] = ()
     to: str | None = None  # reference target entity or "user"
     on_delete: str = "restrict"
@@ -396,6 +398,25 @@ class AppInfo:
     folder: str | None = None
     webhook_allow: tuple[str, ...] = ()
     files_dir: str | None = None  # where uploaded files are stored (engine/storage/files.py)
+    company: Mapping[str, Label] = field(default_factory=lambda: EMPTY)  # printed on documents
+
+
+@dataclass(frozen=True)
+class PrintDocument:
+    """A printable document of an entity: a Jinja2 template rendered to HTML and PDF
+    (engine/documents, docs/language.md#17-printable-documents)."""
+
+    name: str
+    entity: str
+    label: Label
+    template: str  # loader name: a path inside the layers' documents/ folders
+    paper: str = "a4"
+    orientation: str = "portrait"
+    roles: frozenset[str] | None = None  # None: whoever may read the record; else these
+    # (the listed roles and every role inheriting one)
+    locale: str | None = None  # None: the user's language
+    description: Label | None = None
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -422,6 +443,14 @@ class Registry:
     layers: tuple[str, ...] = ()
     workflow_by_entity: Mapping[str, Workflow] = field(default_factory=lambda: EMPTY)
     inbound: Mapping[str, InboundSource] = field(default_factory=lambda: EMPTY)
+    documents: Mapping[str, PrintDocument] = field(default_factory=lambda: EMPTY)
+    # the layers' documents/ folders, highest layer first: where templates are looked up
+    document_folders: tuple[str, ...] = ()
+    mail: "MailConfig | None" = None  # the mail: section (engine/registry/mail.py)
+    base_currency: str | None = None  # reports convert money into it (engine/records/currency.py)
+    # the layers' seed/ folders, lowest layer first: sample data that is not records (exchange
+    # rates, a mailbox) is read from them (engine/records/seedfiles.py)
+    seed_folders: tuple[str, ...] = ()
 
     @property
     def pack(self) -> PackInfo | None:

@@ -21,6 +21,7 @@ from alembic.operations import Operations
 from engine.registry.model import Entity, Field, Registry
 from engine.storage.database import is_sqlite, write_transaction
 from engine.storage.search import search_steps
+from engine.storage.sharing import share_steps
 from engine.storage.tables import Schema, build_schema, column_type, table_name
 
 UTC = dt.timezone.utc
@@ -125,6 +126,7 @@ def plan_migration(connection: sa.Connection, registry: Registry,
         plan.steps.append(Step(f"keep table {table_name(name)}: entity {name} is no longer "
                                "configured; its data is kept"))
     plan.steps.extend(search_steps(connection, registry, schema, old))
+    plan.steps.extend(share_steps(connection, registry, schema))
     return plan
 
 

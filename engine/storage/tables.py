@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 
 from engine.registry.model import Entity, Field, Registry
+from engine.storage.mailtables import mail_tables
 
 UTC = dt.timezone.utc
 MAX_NAME = 63  # PostgreSQL's identifier limit
@@ -254,13 +255,29 @@ def engine_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("updated_by", _id_type()),
         sa.Column("updated_at", UTCDateTime, nullable=False),
     )
-    return {"inbound_event": inbound_events,
+    shares = sa.Table(  # the records a sharing rule gives a user (engine/storage/sharing.py)
+        "crm_share", metadata,
+        sa.Column("rule", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("user_id", _id_type(), primary_key=True, autoincrement=False),
+        sa.Column("record_id", _id_type(), primary_key=True, autoincrement=False),
+        sa.Index("crm_share_record", "rule", "record_id"),
+        sqlite_with_rowid=False,  # the rows are their key: one B-tree, not a table and an index
+    )
+    share_rules = sa.Table(  # the sharing rules whose rows are built
+        "crm_share_rule", metadata,
+        sa.Column("rule", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("entity", sa.String(63), nullable=False),
+        sa.Column("description", sa.Text, nullable=False),
+        sa.Column("built_at", UTCDateTime, nullable=False),
+    )
+    return {"share": shares, "share_rule": share_rules, "inbound_event": inbound_events,
             "outbox": outbox, "webhook_delivery": deliveries, "login_failure": login_failures,
             "user": users, "user_role": user_roles, "token": tokens, "audit": audit,
             "notification": notifications, "config": config, "sequence": sequences,
             "automation_tick": ticks, "automation_failure": failures,
             "import_job": import_jobs, "import_mapping": import_mappings,  # after crm_user
-            "attachment": _attachments(metadata)}
+            **mail_tables(metadata),  # after crm_user (engine/storage/mailtables.py)
+            "attachment": _attachments(metadata), "exchange_rate": _exchange_rates(metadata)}
 
 
 def _attachments(metadata: sa.MetaData) -> sa.Table:
@@ -281,6 +298,22 @@ def _attachments(metadata: sa.MetaData) -> sa.Table:
         sa.Column("deleted_by", _id_type()),
         sa.Column("deleted_at", UTCDateTime),
         sa.Index("crm_attachment_record", "entity", "record_id", "id"),
+    )
+
+
+def _exchange_rates(metadata: sa.MetaData) -> sa.Table:
+    """Exchange rates by day (engine/records/currency.py): 1 unit of `currency` is worth `rate`
+    units of `base` from `day` on. Rates keep their base, so changing `base_currency` never
+    applies old rates to the new one. The primary key (base, currency, day) is the index the
+    reports' "latest rate on or before" lookup walks backwards, one seek per row."""
+    return sa.Table(
+        "crm_exchange_rate", metadata,
+        sa.Column("base", sa.String(3), primary_key=True),
+        sa.Column("currency", sa.String(3), primary_key=True),
+        sa.Column("day", sa.Date, primary_key=True),
+        sa.Column("rate", sa.Numeric(24, 10), nullable=False),
+        sa.Column("updated_by", _id_type()),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
     )
 
 

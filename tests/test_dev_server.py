@@ -349,10 +349,11 @@ def test_a_snapshot_sees_yaml_only_and_deletions(tmp_path):
     assert snapshot([site]) == before
     (site / "roles.yaml").unlink()
     assert len(snapshot([site])) == 2
-    deep = site / "entities" / "a" / "b"
+    # four levels: a pack's documents/templates/x.html is the deepest file a layer reads
+    deep = site / "entities" / "a" / "b" / "c"
     deep.mkdir(parents=True)
     (deep / "too_deep.yaml").write_text("x")
-    (site / "entities" / "a" / "deep_enough.yaml").write_text("x")
+    (site / "entities" / "a" / "b" / "deep_enough.yaml").write_text("x")
     assert sorted(Path(p).name for p, _, _ in snapshot([site])) == [
         "app.yaml", "contact.yaml", "deep_enough.yaml"]
 

@@ -200,7 +200,7 @@ def main() -> None:
     spend = {m["name"]: 0.0 for m in members}
     loyal = members[:80]  # buy often and much
     online_channels = ["官方商城", "天猫旗舰店", "京东自营", "微信小程序"]
-    for i in range(900):
+    for i in range(2400):
         r = g.rng.random()
         m = g.pick(members[:12]) if r < 0.1 else g.pick(loyal) if r < 0.5 else g.pick(members)
         day = ANCHOR - dt.timedelta(days=g.rng.randint(0, 340))

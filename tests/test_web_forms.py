@@ -231,3 +231,23 @@ def test_markup_in_titles_stays_text(ui, monkeypatch):
     assert evil not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
     script = ui.get("/static/forms.js").get_data(as_text=True)
     assert "innerHTML" not in script and "insertAdjacentHTML" not in script
+
+
+def test_a_new_record_form_shows_the_defaults_and_saves_what_it_shows(ui):
+    sign_in(ui, "rep")
+    page = html(ui.get("/account/new"))
+    assert re.search(r'<input[^>]*name="active"[^>]*checked', row(page, "active"))
+    assert re.search(r'<option value="c" selected', row(page, "tier"))
+    # a query-string value wins over the default
+    assert re.search(r'<option value="b" selected', row(html(ui.get("/account/new?tier=b")),
+                                                           "tier"))
+    saved = post(ui, "/account/new", {"name": "Defaults", "tier": "c", "active": "on"},
+                 "/account/new")
+    assert saved.status_code in (302, 303)
+    record_id = int(saved.headers["Location"].rsplit("/", 1)[1])
+    stored = ui.world.service.get(caller(ui, "rep"), "account", record_id)
+    assert (stored["tier"], stored["active"]) == ("c", True)
+    # unticked on purpose: the form saves what it showed, not the default behind it
+    saved = post(ui, "/account/new", {"name": "Inactive", "tier": "c"}, "/account/new")
+    record_id = int(saved.headers["Location"].rsplit("/", 1)[1])
+    assert ui.world.service.get(caller(ui, "rep"), "account", record_id)["active"] is False

@@ -217,9 +217,13 @@ def new_record(entity):
     if site().service.access(caller, ent).create is None:
         return html_error(403)
     fields = input_fields(caller, ent)
-    # initial values from the query string (`/deal/new?account=7`, the "new" link of a
+    # the defaults, shown (a form sends every field, so an unshown default would be lost),
+    # then initial values from the query string (`/deal/new?account=7`, the "new" link of a
     # related list): only fields the person may write, and checked like any input on save
-    values = {f.name: submitted(f, request.args) for f in fields if f.name in request.args}
+    defaults = site().service.new_values(caller, ent.name)
+    values = {f.name: form_value(f, defaults[f.name]) for f in fields
+              if defaults.get(f.name) is not None}
+    values.update({f.name: submitted(f, request.args) for f in fields if f.name in request.args})
     errors, top = {}, []
     line_rows = None
     status = 200

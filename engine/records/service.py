@@ -518,6 +518,16 @@ class RecordService(Permissions, Rollups, History):
 
     # ----------------------------------------------------------------- form states
 
+    def new_values(self, caller: Caller, entity_name: str) -> dict[str, Any]:
+        """The values a new record starts with for `caller`: the fields' defaults (expressions
+        evaluated now) and the workflow's initial state. A form shows them, so that what a
+        person sees is what is saved: a form sends every field, an unticked box included."""
+        entity = self.entity(entity_name)
+        values: dict[str, Any] = {}
+        with self.engine.connect() as conn:
+            self._merge(conn, caller, entity, values, None, allow_state=False)
+        return values
+
     def field_states(self, caller: Caller, entity_name: str, data: Mapping[str, Any],
                      record_id=None) -> dict[str, dict[str, bool]]:
         """Return {field: {"visible", "required", "read_only"}} for every field the caller

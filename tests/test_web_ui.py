@@ -340,3 +340,13 @@ def test_notification_bell(ui):
     response = post(ui, "/notifications/read", {}, "/notifications")
     assert response.status_code == 302
     assert 'class="badge"' not in html(ui.get("/account"))
+
+
+def test_a_count_rollup_reads_as_a_whole_number(ui):
+    from decimal import Decimal
+
+    from web.common import display
+    account = ui.world.registry.entities["account"]
+    with ui.application.test_request_context():
+        assert display(account, "open_deals", Decimal("2.00"), {}, "en") == "2"
+        assert display(account, "deal_total", Decimal("2.50"), {}, "en") == "2.50"

@@ -80,6 +80,8 @@ def display(entity: Entity, name: str, value, titles: dict, locale: str,
         return json.dumps(value, ensure_ascii=False)
     if fld.type == "file":  # its metadata: the name is what a person knows it by
         return str(value.get("name") or "") if isinstance(value, dict) else ""
+    if fld.type == "rollup" and fld.rollup_agg == "count":  # stored as numeric: 2, not 2.00
+        return str(int(value))
     if isinstance(value, dt.datetime):  # to the minute: seconds are noise to a person
         return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return str(to_json(fld, value))

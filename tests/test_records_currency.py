@@ -84,6 +84,16 @@ def test_a_report_converts_each_row_at_the_rate_of_its_day_and_lists_the_rates(w
          "amount": "1000.00", "reason": "no_rate"}]
 
 
+def test_a_converted_total_is_given_to_the_cent(w):
+    w.rates.set_many([{"currency": "USD", "day": "2026-01-01", "rate": "7.123457"}])
+    a = w.service.create(w.admin, "client", {"name": "A"})
+    for amount in ("10.01", "0.03"):
+        w.service.create(w.admin, "sale", {"title": amount, "client": a["id"], "currency": "USD",
+                                           "amount": amount, "signed_on": "2026-01-15"})
+    row = run_report(w.service, w.admin, "sales_by_client")["rows"][0]
+    assert row[2] == 71.52  # 10.04 * 7.123457 = 71.5195...: money in CNY, not 71.519508
+
+
 def test_a_rate_entered_later_completes_the_report_and_a_rate_after_the_day_does_not(w, sales):
     b = sales[1]
     w.rates.set_many([{"currency": "JPY", "day": "2026-03-01", "rate": "0.05"}])  # too late

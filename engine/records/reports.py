@@ -141,6 +141,9 @@ def run_report(service, caller: Caller, name: str,
                 whole = measure.agg == "count" or (fld is not None and fld.type == "integer"
                                                    and measure.agg != "avg")
                 values[measure.name] = _number(raw[f"m_{measure.name}"], measure.agg, whole)
+                if currencies.converts(measure) and measure.agg != "avg" and \
+                        values[measure.name] is not None:  # money in the base currency: cents
+                    values[measure.name] = round(values[measure.name], 2)
                 if raw.get(f"u_{measure.name}"):
                     currencies.block(measure.name, group_values)
                 if currencies.blocked(measure.name, group_values):

@@ -432,3 +432,39 @@ def test_crm_rebuild_sharing(world, territory, database_url, tmp_path):
         # the owners' rows too: rep A's two visits, rep B's, and the boss's one
         "visit through coverage.rep (hospital=hospital, line=line) and own records: 5 rows"]
     assert share_rows(world) == before
+
+
+def test_a_rule_through_the_records_own_entity(database_url, tmp_path):
+    """"The tasks of the teams I have a task in": the assignments are the records themselves."""
+    from tests.conftest import write_site
+    site = write_site(tmp_path / "site", {
+        "entities/task.yaml": """
+            entity: task
+            fields:
+              member: {type: reference, to: user}
+              team: {type: string}
+            """,
+        "roles.yaml": """
+            roles:
+              worker:
+                entities:
+                  task: {read: {through: task, user: member, match: {team: team}}}
+              manager:
+                entities:
+                  task: {read: all, create: true, update: all, delete: all}
+            """})
+    w = World(database_url, site=site)  # migrating builds the rule's share rows
+    boss, a, b = w.user("boss", "manager"), w.user("a", "worker"), w.user("b", "worker")
+    mine = w.service.create(boss, "task", {"member": a.user_id, "team": "x"})
+    mate = w.service.create(boss, "task", {"member": b.user_id, "team": "x"})
+    other = w.service.create(boss, "task", {"team": "y"})
+
+    def seen(caller):
+        return sorted(r["id"] for r in w.service.list(caller, "task", parse_query({})).data)
+
+    assert seen(a) == seen(b) == [mine["id"], mate["id"]]
+    w.service.update(boss, "task", mate["id"], {"team": "y"}, mate["version"])
+    assert (seen(a), seen(b)) == ([mine["id"]], [mate["id"], other["id"]])
+    rebuild_all(w.engine, w.registry, w.service.schema)
+    assert (seen(a), seen(b)) == ([mine["id"]], [mate["id"], other["id"]])
+    w.engine.dispose()

@@ -94,7 +94,9 @@ def share_rules(registry: Registry) -> dict[int, ShareRule]:
 def _rows(schema: Schema, rule: ShareRule, records=None, users: Iterable[int] | None = None):
     """SELECT (user_id, record_id) of the share rows of `rule`, for the records for which
     the condition `records` holds and the `users` given (every one when None)."""
-    table, link = schema.entities[rule.entity], schema.entities[rule.through]
+    # the assignments aliased: a rule may go through the record's own entity ("tasks of the
+    # teams I have a task in"), and `records` is a condition on the records' own table
+    table, link = schema.entities[rule.entity], schema.entities[rule.through].alias("link")
     restrict = [] if records is None else [records]
     who = link.c[rule.user]
     via = sa.select(who.label("user_id"), table.c.id.label("record_id")).select_from(

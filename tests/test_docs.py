@@ -15,4 +15,8 @@ def test_every_error_code_is_documented():
                                r'duplicate|reserved|system|key|not|extend|remove|type|pack|app|'
                                r'role|workflow|child|measure|notify|unreachable|assignment|lookup)-[a-z-]+)"', text))
     used |= {f"duplicate-{kind}" for kind in ("workflow", "automation", "report", "dashboard")}
+    # the loader and the checker name problems only: any code-like text there is one
+    for folder in ("engine/config", "engine/check", "engine/registry"):
+        for path in (REPO / folder).rglob("*.py"):
+            used.update(re.findall(r'"([a-z]+(?:-[a-z]+)+)"', path.read_text()))
     assert used - documented == set()

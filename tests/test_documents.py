@@ -15,7 +15,8 @@ from pypdf import PdfReader
 
 from conftest import BARE_ROOT, World, problems_of, write_site
 from pgdb import temporary_database
-from engine.documents.sandbox import document_environment
+from engine.documents.sandbox import SecurityError, document_environment, find_asset, render_bounded,\
+    render_deadline
 from engine.records.access import SYSTEM
 from test_web_ui import html, post, sign_in
 from web import create_app
@@ -162,6 +163,9 @@ SITE = {
         {% if 'remote' in record.subject %}
         <img src="{{ record.subject.split(' ')[1] }}"><img src="/etc/hosts">
         {% endif %}
+        {% if 'bomb' in record.subject %}
+        <p>{{ ('%0300000000d' % 1) if 'format' in record.subject else 'x'|center(300000000) }}</p>
+        {% endif %}
         """,
 }
 
@@ -229,7 +233,10 @@ def test_the_html_document_holds_the_records_values(client):
     response = client.get(f"/quote/{quote['id']}/documents/quotation")
     assert response.status_code == 200 and response.mimetype == "text/html"
     # the document styles itself and shows its images; it runs nothing
-    assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    csp = response.headers["Content-Security-Policy"]
+    assert csp.startswith("default-src 'none'")
+    # a unique origin: no script, no same-origin request; only printing (a modal) and links
+    assert csp.endswith("; sandbox allow-popups allow-modals")
     assert response.headers["Cache-Control"] == "no-store"
     page = html(response)
     assert '<div class="company">Acme Machinery Co.</div>' in page  # base.html's letterhead
@@ -576,3 +583,127 @@ def test_crm_serve_dev_reloads_when_a_template_is_saved(tmp_path):
                                           "documents/notes.txt": "not watched\n"})
     assert sorted(Path(p).name for p, _, _ in snapshot([site])) == ["app.yaml",
                                                                     "quotation.html"]
+
+
+# ---------------------------------------------------------------- the sandbox's bounds
+
+def test_a_symlink_out_of_the_documents_folder_is_not_served(client, tmp_path):
+    folder = Path(client.world.registry.document_folders[0])
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"outside the documents folder")
+    inner = folder / "images" / "inner.png"
+    links = [folder / "images" / "secret.png", folder / "etc", inner]
+    links[0].symlink_to(secret)
+    links[1].symlink_to(tmp_path, target_is_directory=True)
+    inner.symlink_to(folder / "images" / "logo.png")  # one staying inside is fine
+    try:
+        sign_in(client, "rep")
+        assert client.get("/document-assets/images/secret.png").status_code == 404
+        assert client.get("/document-assets/etc/secret.png").status_code == 404
+        assert client.get("/document-assets/images/inner.png").data == png()
+        assert find_asset([folder], "images/secret.png") is None
+        assert find_asset([folder], "images/inner.png") == inner
+    finally:
+        for link in links:
+            link.unlink()
+
+
+def test_a_template_symlinked_out_of_the_documents_folder_is_not_included(tmp_path):
+    site, outside = tmp_path / "documents", tmp_path / "outside"
+    site.mkdir(), outside.mkdir()
+    (outside / "secret.html").write_text("TOP SECRET")
+    (site / "secret.html").symlink_to(outside / "secret.html")
+    (site / "linked").symlink_to(outside, target_is_directory=True)
+    (site / "page.html").write_text("inside")
+    (site / "alias.html").symlink_to(site / "page.html")
+    env = document_environment([site])
+    assert env.from_string("{% include 'alias.html' %}").render() == "inside"
+    for source in ("{% include 'secret.html' %}", "{% extends 'linked/secret.html' %}",
+                   "{% include 'linked/secret.html' %}"):
+        with pytest.raises(Exception) as caught:
+            env.from_string(source).render()
+        assert "TOP SECRET" not in str(caught.value)
+        assert type(caught.value).__name__ == "TemplateNotFound"
+
+
+def test_crm_validate_reports_symlinks_out_of_the_documents_folder(tmp_path):
+    import engine
+    site = write_site(tmp_path / "site", SITE)
+    (tmp_path / "secret.html").write_text("TOP SECRET")
+    (site / "documents" / "templates" / "secret.html").symlink_to(tmp_path / "secret.html")
+    with pytest.raises(engine.ConfigError) as caught:
+        engine.load_registry(site=site, root=BARE_ROOT)
+    found = [p for p in caught.value.problems if p.code == "symlink-outside"]
+    assert len(found) == 1 and found[0].path.endswith("documents/templates/secret.html")
+    assert "not followed" in found[0].message
+
+
+@pytest.mark.parametrize("source, refusal", [
+    ("{{ '%0300000000d' % 1 }}", "a formatted text beyond"),
+    ("{{ '%.300000000f' % 1 }}", "a formatted text beyond"),
+    ("{{ '%*d' % (300000000, 1) }}", "a formatted text beyond"),
+    ("{{ '{:0300000000}'.format(1) }}", "a formatted text beyond"),
+    ("{{ '{:{w}}'.format(1, w=300000000) }}", "a formatted text beyond"),
+    ("{{ '{x:0300000000}'.format_map({'x': 1}) }}", "a formatted text beyond"),
+    ("{{ '%0300000000d'|format(1) }}", "a formatted text beyond"),
+    ("{{ 'x'|center(300000000) }}", "'center' filter"),
+    ("{{ ('a' * 100000)|replace('', 'b' * 3000) }}", "'replace' filter"),
+    ("{{ ('a\n' * 50000)|indent(300) }}", "'indent' filter"),
+    ("{{ ('a ' * 50000)|wordwrap(1, wrapstring='-' * 100) }}", "'wordwrap' filter"),
+    ("{{ (['x' * 100000] * 100)|join }}", "'join' filter"),
+    ("{{ ('x' * 100000)|join('y' * 100) }}", "'join' filter"),
+    ("{{ ((10 ** 1000) ** 1000)|string|length }}", "a power beyond"),
+    ("{{ (2 ** 1000) ** 200 }}", "a power beyond"),
+    ("{% set a = 2 ** 1000 %}{% set a = a * a * a * a * a * a * a %}{{ a * a * a * a * a * a "
+     "* a * a * a * a * a * a * a * a * a * a * a * a * a * a * a * a * a * a * a }}",
+     "a product beyond"),
+    ("{% set s = 'x' * 100000 %}{% set s = s + s + s + s + s + s + s + s + s + s %}{{ s + s }}",
+     "joining texts or lists beyond"),
+    ("{{ '1e300000000'|number }}", "beyond 1000 digits"),
+    ("{{ 1|money(places=300000000) }}", "decimals must be at most"),
+])
+def test_what_would_exhaust_memory_is_refused(source, refusal):
+    env = document_environment([])
+    with pytest.raises((SecurityError, ValueError)) as caught:
+        render_bounded(env.from_string(source), {})
+    assert refusal in str(caught.value)
+
+
+def test_what_stays_small_still_renders():
+    env = document_environment([])
+    source = ("{{ '%05d' % 42 }}|{{ '{:>8}'.format('ab') }}|{{ 'ab'|center(6) }}|"
+              "{{ 'a-b'|replace('-', '+') }}|{{ ['a', 'b']|join(', ') }}|{{ 2 ** 10 }}|"
+              "{{ 'x' * 3 + 'y' }}|{{ '%s=%d'|format('n', 3) }}|{{ 'abcdefghij'|truncate(5, end='.', leeway=0) }}"
+              "|{{ 1234.5|money }}")
+    assert render_bounded(env.from_string(source), {}) == \
+        "00042|      ab|  ab  |a+b|a, b|1024|xxxy|n=3|abcd.|1,234.50"
+
+
+def test_a_render_past_its_deadline_is_stopped(monkeypatch):
+    import engine.documents.sandbox as sandbox
+    env = document_environment([])
+    # loops only: no attribute, call or operator to check the deadline at but the loop's steps
+    endless = env.from_string("{% for i in range(100000) %}{% for j in range(100000) %}"
+                              "{% endfor %}{% endfor %}")
+    monkeypatch.setattr(sandbox, "RENDER_SECONDS", 0.2)
+    with pytest.raises(SecurityError) as caught:
+        render_bounded(endless, {})
+    assert "took longer than 0.2 seconds" in str(caught.value)
+    with render_deadline(-1), pytest.raises(SecurityError):
+        env.from_string("{{ 'x'.upper() }}").render()
+    assert env.from_string("{{ 'x'.upper() }}").render() == "X"  # no deadline outside a print
+    monkeypatch.setattr(sandbox, "MAX_OUTPUT", 1_000)
+    with pytest.raises(SecurityError) as caught:
+        render_bounded(env.from_string("{% for i in range(100) %}{{ 'x' * 50 }}{% endfor %}"),
+                       {})
+    assert "a document beyond 1000 characters" in str(caught.value)
+
+
+def test_a_refused_bound_is_422_naming_the_template_line(client):
+    sign_in(client, "boss")
+    for subject, refusal in (("bomb", "center&#39; filter making a text beyond"),
+                             ("bomb format", "a formatted text beyond")):
+        quote = make_quote(client, subject=subject)
+        response = client.get(f"/quote/{quote['id']}/documents/probe")
+        assert response.status_code == 422
+        assert "site/documents/probe.html:12:" in html(response) and refusal in html(response)

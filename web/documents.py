@@ -25,9 +25,11 @@ from web.ui import ui
 
 documents_api = Blueprint("documents_api", __name__, url_prefix="/api/v1")
 # a document is markup a consultant wrote: it may style itself and show its images, nothing
-# more (no script, no form, no frame, no request elsewhere)
+# more (no script, no form, no frame, no request elsewhere); sandboxed as a unique origin,
+# allowed only the print dialog (a modal) and links opening a new window
 DOCUMENT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-                "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+                "base-uri 'none'; form-action 'none'; frame-ancestors 'none'; "
+                "sandbox allow-popups allow-modals")
 
 
 def setup(app: Flask) -> None:

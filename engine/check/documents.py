@@ -16,7 +16,7 @@ from jinja2 import TemplateNotFound, TemplateSyntaxError, nodes
 from engine.check.context import CheckRun, Spot
 from engine.check.definitions import pick_definitions
 from engine.config.layers import Layer, display_path
-from engine.documents.sandbox import document_environment, safe_relative
+from engine.documents.sandbox import document_environment, inside, safe_relative
 from engine.errors import Problem, did_you_mean
 from engine.registry.labels import Label
 from engine.registry.model import SYSTEM_FIELDS, Entity, PrintDocument
@@ -49,8 +49,16 @@ def _check_templates(run: CheckRun, env, folders) -> dict[Path, nodes.Template]:
     """Parse and compile every template file; return the parsed ones by resolved path."""
     trees = {}
     for folder in folders:
+        leaving = set()
+        for path in sorted(p for p in folder.rglob("*") if p.is_symlink()):
+            if not inside(path, folder):  # printing would not follow it: say so now
+                leaving.add(path)
+                shown = f"{display_path(path.parent)}/{path.name}"  # the link, not its target
+                run.problems.append(Problem(shown, 1, 1, "symlink-outside",
+                                            "a symlink leading out of the documents/ folder "
+                                            "is not followed: copy the file in instead"))
         for path in sorted(p for p in folder.rglob("*") if p.suffix in TEMPLATE_SUFFIXES
-                           and p.is_file()):
+                           and p.is_file() and p not in leaving):
             shown = display_path(path)
             try:
                 source = path.read_text(encoding="utf-8")

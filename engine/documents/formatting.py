@@ -19,6 +19,10 @@ MONTH_NAMES = {"en": ("January", "February", "March", "April", "May", "June", "J
                "zh": MONTHS["zh"]}
 
 
+MAX_PLACES = 100  # decimals a number may be shown with
+MAX_DIGITS = 1_000  # digits a number shown may have (a bound on a text's size)
+
+
 def empty(value) -> bool:
     return value is None or isinstance(value, Undefined) or value == "" or value == []
 
@@ -35,6 +39,10 @@ def to_decimal(value, what: str) -> Decimal:
 def grouped(value, places: int | None, what: str = "number") -> str:
     """`value` with thousands separated, rounded half up to `places` decimals (None: as is)."""
     number = to_decimal(value, what)
+    if places is not None and abs(int(places)) > MAX_PLACES:
+        raise ValueError(f"{what}: decimals must be at most {MAX_PLACES}")
+    if number.is_finite() and abs(number.adjusted()) > MAX_DIGITS:
+        raise ValueError(f"{what}: a number beyond {MAX_DIGITS} digits is not shown")
     if places is not None:
         number = number.quantize(Decimal(1).scaleb(-int(places)), rounding=ROUND_HALF_UP)
     return format(number, ",f")

@@ -17,7 +17,7 @@ from pathlib import Path
 from jinja2 import TemplateError, TemplateSyntaxError
 
 from engine.documents.pdf import PdfFailed, html_to_pdf
-from engine.documents.sandbox import BUILTIN, document_environment, find_asset
+from engine.documents.sandbox import BUILTIN, document_environment, find_asset, render_bounded
 from engine.documents.views import RecordViews, View, entity_of, show
 from engine.errors import BadRequest, Forbidden, NotFound, RecordError
 from engine.records.access import Caller
@@ -139,7 +139,8 @@ class Documents:
 
     def _render(self, document: PrintDocument, context: dict) -> str:
         try:
-            return self.environment.get_template(document.template).render(context)
+            return render_bounded(self.environment.get_template(document.template),
+                                  context)
         except Exception as exc:  # a template's mistake: tell where, never a server error
             where = self._where(exc, document)
             message = exc.message if isinstance(exc, TemplateError) and exc.message else str(exc)

@@ -106,11 +106,12 @@ class MailWorld(World):
     """A migrated site with mail configured, a folder of its own on the IMAP server, and the
     records mail is matched to: Acme (owned by rep1) with its contact Bob, Globex (rep2)."""
 
-    def __init__(self, url, folder_path: Path, servers, smtp_port: int | None = None):
+    def __init__(self, url, folder_path: Path, servers, smtp_port: int | None = None,
+                 entities: dict | None = None):
         dovecot, smtp = servers
         self.dovecot, self.smtp = dovecot, smtp
         self.folder = f"T{uuid.uuid4().hex[:10]}"
-        site = write_site(folder_path, ENTITIES, app_yaml(self.folder, dovecot.port,
+        site = write_site(folder_path, entities or ENTITIES, app_yaml(self.folder, dovecot.port,
                                                           smtp_port or smtp.port))
         super().__init__(url, site=site, root=BARE_ROOT)
         self.rep1 = self.user("rep1", "rep")
@@ -468,6 +469,65 @@ def test_refusals_store_nothing_as_sent(mail):
             "to": "alice@acme-buyer.example", "subject": "Hello"}, [], environ={})
     assert "CRM_TEST_SMTP_PASSWORD" in no_password.value.message
     assert len(mail.messages()) == count
+
+
+
+def test_the_subject_token_never_shows_a_field_hidden_from_the_sender(database_url, tmp_path,
+                                                                      servers):
+    entities = dict(ENTITIES)
+    entities["roles.yaml"] = ENTITIES["roles.yaml"].replace(
+        "opportunity: {read: own, update: own}\n",
+        "opportunity: {read: own, update: own}\n            fields:\n"
+        "              opportunity.code: hidden\n")
+    world = MailWorld(database_url, tmp_path / "site", servers, entities=entities)
+    try:
+        s = world.service
+        secret = s.create(SYSTEM, "opportunity", {"name": "Valves", "code": "SECRET-CODE-42",
+                                                  "customer": world.acme,
+                                                  "owner": world.rep1.user_id})["id"]
+        assert "code" not in s.get(world.rep1, "opportunity", secret)
+        before = len(world.smtp.received)
+        sent = send_from_record(s, world.rep1, "opportunity", secret, {
+            "to": "alice@acme-buyer.example", "subject": "Our offer"}, [], environ=ENV)
+        # the hidden code gives way to the next reference the sender may see
+        assert sent["subject"] == f"Our offer [opportunity#{secret}]"
+        assert b"SECRET-CODE-42" not in world.smtp.received[before][2]
+        assert "SECRET-CODE-42" not in str(MailReader(s).message(world.admin, sent["id"]))
+        # one who may read the field gets its token
+        by_admin = send_from_record(s, world.admin, "opportunity", secret, {
+            "to": "alice@acme-buyer.example", "subject": "Our offer"}, [], environ=ENV)
+        assert by_admin["subject"] == "Our offer [SECRET-CODE-42]"
+        # a value that is not one clean line is no token: the next one is used, and the
+        # message still goes
+        broken = s.create(SYSTEM, "opportunity", {"name": "Pipes", "code": "Q-8\u2028Bcc: x",
+                                                  "customer": world.acme,
+                                                  "owner": world.rep1.user_id})["id"]
+        sent = send_from_record(s, world.admin, "opportunity", broken, {
+            "to": "alice@acme-buyer.example", "subject": "Pipes"}, [], environ=ENV)
+        assert sent["status"] == "sent" and sent["subject"] == f"Pipes [opportunity#{broken}]"
+    finally:
+        world.engine.dispose()
+
+
+@pytest.mark.parametrize("bad", ["\n", "\r", "\x0b", "\x0c", "\x00", "\x1c", "\x85",
+                                 "\u2028", "\u2029"])
+def test_line_breaks_and_control_characters_are_refused_in_headers(mail, bad):
+    count, delivered = len(mail.messages()), len(mail.smtp.received)
+    with pytest.raises(ValidationFailed) as invalid:
+        send_from_record(mail.service, mail.rep1, "customer", mail.acme, {
+            "to": "alice@acme-buyer.example", "subject": f"Hello{bad}Bcc: x@evil.example"},
+            [], environ=ENV)
+    assert invalid.value.status == 422 and list(invalid.value.fields) == ["subject"]
+    for field in ("to", "cc"):
+        for entry in (f'"Alice{bad}Bcc: x@evil.example" <alice@acme-buyer.example>',
+                      f"alice@acme-buyer.example{bad}"):
+            with pytest.raises(ValidationFailed) as invalid:
+                send_from_record(mail.service, mail.rep1, "customer", mail.acme, {
+                    "to": "alice@acme-buyer.example", field: [entry], "subject": "Hello"},
+                    [], environ=ENV)
+            assert invalid.value.status == 422 and list(invalid.value.fields) == [field]
+            assert "line breaks" in invalid.value.fields[field][0]
+    assert len(mail.messages()) == count and len(mail.smtp.received) == delivered
 
 
 def test_an_unreachable_smtp_server_is_a_clear_error(database_url, tmp_path, servers):

@@ -15,6 +15,7 @@ import datetime as dt
 import os
 import smtplib
 import ssl
+import unicodedata
 from email.message import EmailMessage
 from email.utils import formataddr, format_datetime, make_msgid, parseaddr
 from typing import Mapping
@@ -66,8 +67,9 @@ def send_from_record(service, caller: Caller, entity_name: str, record_id, data:
     subject = data.get("subject")
     if not isinstance(subject, str) or not subject.strip():
         errors["subject"] = ["is required"]
-    elif len(subject) > MAX_SUBJECT or "\n" in subject or "\r" in subject:
-        errors["subject"] = [f"must be one line of at most {MAX_SUBJECT} characters"]
+    elif len(subject) > MAX_SUBJECT or _breaks_line(subject):
+        errors["subject"] = [f"must be one line of at most {MAX_SUBJECT} characters, "
+                             "without line breaks or control characters"]
     body = data.get("body") or ""
     if not isinstance(body, str):
         errors["body"] = ["must be text"]
@@ -83,7 +85,10 @@ def send_from_record(service, caller: Caller, entity_name: str, record_id, data:
     if errors:
         raise ValidationFailed(f"{len(errors)} fields are invalid", errors)
 
-    subject = _with_token(service, config, entity_name, whole, subject.strip())
+    # the token comes from the record as the caller may read it: a field hidden from them
+    # must not reach the subject they are shown (nor the message they send)
+    hidden = service.access(caller, entity).hidden
+    subject = _with_token(config, entity_name, record, hidden, subject.strip())
     message = _compose(config.smtp, to, cc, subject, body, files, answered)
     store = MailStore(service)
     raw = message.as_bytes()
@@ -112,6 +117,10 @@ def _recipients(raw, name: str, errors: dict, required: bool = False) -> list[tu
     items = raw if isinstance(raw, list) else [raw]
     if not all(isinstance(i, str) for i in items):
         errors[name] = ["must be addresses"]
+        return []
+    if any(_breaks_line(i) for i in items):
+        # before parseaddr, which reads "Name\r\nBcc: x" leniently into an address
+        errors[name] = ["must not contain line breaks or control characters"]
         return []
     text = ",".join(items).replace(";", ",")
     found, bad = [], []
@@ -147,16 +156,31 @@ def _answered(reader: MailReader, caller: Caller, entity_name: str, record_id: i
     return message
 
 
-def _with_token(service, config, entity_name: str, record: dict, subject: str) -> str:
+def _with_token(config, entity_name: str, record: dict, hidden, subject: str) -> str:
     """Add the record's subject reference (`[Q-7]`, `[opportunity#12]`), so that answers
-    find their way back to it."""
+    find their way back to it. `record` is as the sender may read it: a reference whose field
+    is hidden from them (or empty, or not one clean line) gives way to the next one."""
     for ref in config.subject_refs:
         if ref.entity != entity_name:
             continue
-        value = f"{entity_name}#{record['id']}" if ref.field == "id" else record.get(ref.field)
-        if value and f"[{value}]" not in subject:
+        if ref.field == "id":
+            value = f"{entity_name}#{record['id']}"
+        elif ref.field in hidden:
+            continue
+        else:
+            value = record.get(ref.field)
+        if not isinstance(value, str):
+            value = "" if value is None else str(value)
+        if value.strip() and not _breaks_line(value) and f"[{value}]" not in subject:
             return f"{subject} [{value}]"
     return subject
+
+
+def _breaks_line(text: str) -> bool:
+    """Whether `text` holds a line break or a control character of any kind (CR, LF, NUL,
+    VT, FF, NEL U+0085, LINE/PARAGRAPH SEPARATOR...): a header must be one line."""
+    return len(text.splitlines()) > 1 or any(
+        unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in text)
 
 
 def _compose(smtp: Smtp, to, cc, subject: str, body: str, files, answered) -> EmailMessage:

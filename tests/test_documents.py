@@ -659,6 +659,8 @@ def test_crm_validate_reports_symlinks_out_of_the_documents_folder(tmp_path):
      "a product beyond"),
     ("{% set s = 'x' * 100000 %}{% set s = s + s + s + s + s + s + s + s + s + s %}{{ s + s }}",
      "joining texts or lists beyond"),
+    ("{% set s = 'x' * 100000 %}" + "{% set s = s ~ s %}" * 40 + "{{ s|length }}",
+     "a joined text beyond"),
     ("{{ '1e300000000'|number }}", "beyond 1000 digits"),
     ("{{ 1|money(places=300000000) }}", "decimals must be at most"),
 ])
@@ -674,9 +676,9 @@ def test_what_stays_small_still_renders():
     source = ("{{ '%05d' % 42 }}|{{ '{:>8}'.format('ab') }}|{{ 'ab'|center(6) }}|"
               "{{ 'a-b'|replace('-', '+') }}|{{ ['a', 'b']|join(', ') }}|{{ 2 ** 10 }}|"
               "{{ 'x' * 3 + 'y' }}|{{ '%s=%d'|format('n', 3) }}|{{ 'abcdefghij'|truncate(5, end='.', leeway=0) }}"
-              "|{{ 1234.5|money }}")
+              "|{{ 1234.5|money }}|{{ 'a' ~ 1 ~ 'b' }}")
     assert render_bounded(env.from_string(source), {}) == \
-        "00042|      ab|  ab  |a+b|a, b|1024|xxxy|n=3|abcd.|1,234.50"
+        "00042|      ab|  ab  |a+b|a, b|1024|xxxy|n=3|abcd.|1,234.50|a1b"
 
 
 def test_a_render_past_its_deadline_is_stopped(monkeypatch):

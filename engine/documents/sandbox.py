@@ -102,7 +102,14 @@ def guard_iteration(iterable):
 
 
 class _GuardedCodeGenerator(CodeGenerator):
-    """Compiles `{% for x in items %}` as a loop over guard_iteration(items)."""
+    """Compiles `{% for x in items %}` as a loop over guard_iteration(items), and `a ~ b`
+    (which Jinja compiles to a join the sandbox never sees) as a join whose size is checked:
+    `{% set s = s ~ s %}` repeated would otherwise double a text past any memory."""
+
+    def visit_Concat(self, node, frame):
+        self.write("environment.check_join(")
+        super().visit_Concat(node, frame)
+        self.write(")")
 
     def visit_For(self, node, frame):
         self._loop_iters = getattr(self, "_loop_iters", set()) | {id(node.iter)}
@@ -185,6 +192,7 @@ class DocumentSandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "+", "%"})
     code_generator_class = _GuardedCodeGenerator
     guard_iteration = staticmethod(guard_iteration)
+    check_join = staticmethod(lambda value: check_size(value, "a joined text"))
 
     def getattr(self, obj, attribute):
         tick()

@@ -19,7 +19,7 @@ from flask import Blueprint, Flask, abort, g, jsonify, make_response, request, s
 
 from engine.documents.sandbox import IMAGE_TYPES, find_asset
 from engine.errors import RecordError
-from web.api import entity_for as api_entity, error
+from web.api import entity_for as api_entity, record_error
 from web.common import entity_for, site
 from web.ui import ui
 
@@ -38,9 +38,7 @@ def setup(app: Flask) -> None:
     app.jinja_env.globals["document_links"] = document_links
 
 
-@documents_api.errorhandler(RecordError)
-def record_error(exc: RecordError):
-    return error(exc.status, exc.code, exc.message, exc.fields or None, **exc.extra)
+documents_api.register_error_handler(RecordError, record_error)  # the API's error shape
 
 
 def documents():

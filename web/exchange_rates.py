@@ -9,6 +9,7 @@ from flask import Blueprint, Flask, g, jsonify, request
 
 from engine.errors import BadRequest, Forbidden, NotFound, RecordError
 from engine.records.currency import ExchangeRates, currency_code, number_text, parse_day
+from web.api import record_error
 
 rates_api = Blueprint("exchange_rates", __name__, url_prefix="/api/v1/exchange-rates")
 
@@ -28,10 +29,7 @@ def _admin_only() -> None:
         raise Forbidden("only admins may change exchange rates")
 
 
-@rates_api.errorhandler(RecordError)
-def _record_error(exc: RecordError):
-    from web.api import record_error
-    return record_error(exc)
+rates_api.register_error_handler(RecordError, record_error)  # the API's error shape
 
 
 @rates_api.get("")

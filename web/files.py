@@ -28,7 +28,7 @@ from engine.errors import BadRequest, RecordError
 from engine.records.uploads import ACTIVE_TYPES, Upload
 from engine.registry.contenttypes import KNOWN_TYPES, TEXT, UNKNOWN
 from engine.registry.model import Entity
-from web.api import body, entity_for as api_entity, error
+from web.api import body, entity_for as api_entity, record_error
 from web.common import entity_for, site
 from web.i18n import t
 from web.ui import record_page, ui
@@ -44,9 +44,7 @@ def setup(app: Flask) -> None:
     app.jinja_env.globals["file_link"] = file_link
 
 
-@files_api.errorhandler(RecordError)
-def record_error(exc: RecordError):
-    return error(exc.status, exc.code, exc.message, exc.fields or None, **exc.extra)
+files_api.register_error_handler(RecordError, record_error)  # the API's error shape
 
 
 # ---------------------------------------------------------------- reading requests

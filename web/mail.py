@@ -22,7 +22,7 @@ from engine.errors import BadRequest, RecordError
 from engine.mail.send import send_from_record
 from engine.mail.timeline import MailReader
 from engine.records.uploads import Upload
-from web.api import body, entity_for as api_entity, error
+from web.api import body, entity_for as api_entity, record_error
 from web.common import entity_for, site
 from web.files import download, size_text
 from web.i18n import t
@@ -42,9 +42,7 @@ def reader() -> MailReader:
     return MailReader(site().service)
 
 
-@mail_api.errorhandler(RecordError)
-def record_error(exc: RecordError):
-    return error(exc.status, exc.code, exc.message, exc.fields or None, **exc.extra)
+mail_api.register_error_handler(RecordError, record_error)  # the API's error shape
 
 
 # ---------------------------------------------------------------- JSON API

@@ -23,6 +23,7 @@ from engine.check.entities import EntityDraft
 from engine.check.expressions import compile_expression, describe, record_sample, record_scope
 from engine.check.sqlsubset import check_sql_subset
 from engine.errors import did_you_mean
+from engine.registry.derivation import field_reads
 from engine.expr.tree import Member, Name, TreeSyntaxError, parse_tree
 from engine.registry.model import Entity, Field, FieldLookup
 
@@ -298,28 +299,9 @@ def _collect(source: str, entity: Entity, parent: Entity | None, inputs: set,
     walk(tree)
 
 
-def derivation_order(entity: Entity) -> tuple[str, ...]:
-    """The computed and looked-up fields of `entity` in the order they must be filled: each
-    after those it reads, else in declaration order."""
-    pending = [n for n, f in entity.fields.items() if f.compute is not None or f.lookup]
-    reads = {n: _reads(entity.fields[n]) & set(pending) for n in pending}
-    done: list[str] = []
-    while pending:
-        ready = next((n for n in pending if reads[n] <= set(done) | {n}), pending[0])
-        done.append(ready)
-        pending.remove(ready)
-    return tuple(done)
-
-
-def _reads(fld: Field) -> set[str]:
-    if fld.lookup is not None:
-        return set(fld.lookup.inputs)
-    return set(fld.compute.names) if fld.compute is not None else set()
-
-
 def _check_cycles(run: CheckRun, draft: EntityDraft, entity: Entity) -> None:
     """Report each lookup that reads its own field through lookups and computed fields."""
-    derived = {n: _reads(f) for n, f in entity.fields.items()
+    derived = {n: field_reads(f) for n, f in entity.fields.items()
                if f.compute is not None or f.lookup is not None}
     for name, fld in entity.fields.items():
         if fld.lookup is None:

@@ -25,8 +25,8 @@ from typing import Any, Callable, Iterable, Mapping
 import sqlalchemy as sa
 
 from engine.expr import EvaluationError, to_cel
-from engine.records.messages import Message
 from engine.records.values import Invalid, coerce, from_storage
+from engine.registry.derivation import derivation_order
 from engine.registry.model import Entity, Field, FieldLookup
 from engine.storage.sqlexpr import to_sql
 
@@ -44,26 +44,6 @@ class ParentView:
 
     scope: Mapping[str, Any]
     changed: frozenset[str] | None  # None: a new record, everything is new
-
-
-def derivation_order(entity: Entity) -> tuple[str, ...]:
-    """The computed and looked-up fields of `entity` in the order they are filled: each after
-    the ones it reads, else in declaration order."""
-    pending = [n for n, f in entity.fields.items() if f.compute is not None or f.lookup]
-    reads = {n: _reads(entity.fields[n]) & set(pending) for n in pending}
-    done: list[str] = []
-    while pending:
-        finished = set(done)
-        ready = next((n for n in pending if reads[n] - {n} <= finished), pending[0])
-        done.append(ready)
-        pending.remove(ready)
-    return tuple(done)
-
-
-def _reads(fld: Field) -> set[str]:
-    if fld.lookup is not None:
-        return set(fld.lookup.inputs)
-    return set(fld.compute.names) if fld.compute is not None else set()
 
 
 class Lookups:

@@ -6,6 +6,7 @@ sentence on standard error (a traceback only with `--debug`); a failing command 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
@@ -464,30 +465,54 @@ def rebuild_sharing(ctx):
 @common_options
 @click.pass_context
 def serve(ctx, host, port, threads, dev=False):
-    """Serve the web UI and the JSON API (with schedules and webhooks in the background)."""
+    """Serve the web UI and the JSON API (with the background work in this process, or sent
+    to `crm worker` processes when $CRM_BROKER_URL names a broker)."""
     import waitress
 
+    from engine.runtime.embedded import start_background
+    from engine.runtime.logs import configure_logging
     from web import create_app
-    from web.scheduler import Scheduler
     if dev:
         return _serve_dev(ctx, host, port, threads)
+    configure_logging()
     registry, service, users = _services(ctx)
-    app = create_app(registry, service.engine)
-    scheduler = Scheduler(lambda: app.extensions["crm"].service).start()
+    try:
+        app = create_app(registry, service.engine)
+    except RuntimeError as exc:  # production without its secret key
+        raise CommandFailed(str(exc)) from None
+    background = start_background(app.extensions["crm_runtime"])
     click.echo(f"serving {registry.app.label.get() if registry.app else 'CRM'} on "
                f"http://{host}:{port}/  (Ctrl+C stops)")
+    with _stopped_by_sigterm():
+        try:
+            waitress.serve(app, host=host, port=port, threads=threads, ident="crm")
+        except KeyboardInterrupt:
+            pass
+        finally:
+            background.stop()
+
+
+@contextlib.contextmanager
+def _stopped_by_sigterm():
+    """SIGTERM stops a serving command as Ctrl+C does: its `finally` hands the work back."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        waitress.serve(app, host=host, port=port, threads=threads, ident="crm")
+        yield
     finally:
-        scheduler.stop()
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _serve_dev(ctx: click.Context, host: str, port: int, threads: int) -> None:
     """`crm serve --dev`: see docs/tools.md, "Live reload"."""
     import waitress
 
+    from engine.runtime.embedded import EmbeddedRunner
     from web.devserver import DevServer, is_loopback
-    from web.scheduler import Scheduler
     if not is_loopback(host):
         # the dev pages show the configuration and apply migrations without a sign-in
         raise CommandFailed(f"--dev listens on loopback addresses only (127.0.0.1, ::1), not "
@@ -511,7 +536,8 @@ def _serve_dev(ctx: click.Context, host: str, port: int, threads: int) -> None:
             click.echo(f"{when} reload failed: {state.failure}", err=True)
 
     server = DevServer(_site(ctx), database=ctx.find_root().meta.get("database"),
-                       scheduler=Scheduler, on_reload=report).start()
+                       background=lambda runtime: EmbeddedRunner(runtime).start_scheduler(),
+                       on_reload=report).start()
     click.echo("crm: development server: YAML edits are applied when saved; do not use it "
                "in production", err=True)
     click.echo(f"serving {_site(ctx)} on http://{host}:{port}/  (Ctrl+C stops)")
@@ -680,6 +706,79 @@ def rates_delete(ctx, currency, day):
     if not _exchange_rates(ctx).delete(currency, day):
         raise CommandFailed(f"there is no {currency.upper()} rate on {day}")
     click.echo(f"deleted the {currency.upper()} rate of {day}")
+
+
+def _broker_option(func):
+    return click.option("--broker", "broker", metavar="URL",
+                        help="The job queue's Redis, e.g. redis://127.0.0.1:6379/0 (default: "
+                             "$CRM_BROKER_URL).")(func)
+
+
+def _run_worker_process(ctx, broker, **options) -> None:
+    from engine.runtime.context import Runtime
+    from engine.runtime.logs import configure_logging
+    from engine.runtime.queue import broker_url
+    from engine.runtime.worker import WorkerProcess
+    url = broker_url(broker)
+    if url is None:
+        raise CommandFailed("no broker: pass --broker redis://HOST:6379/0 or set CRM_BROKER_URL "
+                            "(without one, `crm serve` runs the background work itself)")
+    configure_logging()
+    registry, service, users = _services(ctx)
+    runtime = Runtime(registry, service.engine, service=service)
+    try:
+        process = WorkerProcess(runtime, url, **options)
+        status = process.run()
+    except ValueError as exc:  # an unsupported broker URL
+        raise CommandFailed(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - the broker cannot be reached: say which
+        if type(exc).__module__.startswith(("redis", "dramatiq")):
+            raise CommandFailed(f"cannot reach the broker {url}: {exc}") from None
+        raise
+    ctx.exit(status)
+
+
+@cli.command()
+@_broker_option
+@click.option("--queues", default=",".join(("default", "bulk")), show_default=True,
+              help="Comma-separated queues to consume (bulk: imports, exports, share rows).")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256),
+              help="Jobs run at once by this process.")
+@click.option("--with-scheduler", is_flag=True,
+              help="Also ask for due work (schedules, sweeps), as `crm scheduler` does.")
+@click.option("--scheduler-interval", default=5.0, show_default=True,
+              type=click.FloatRange(0.5, 3600), help="Seconds between the scheduler's rounds.")
+@click.option("--metrics-port", type=click.IntRange(1, 65535),
+              help="Serve Prometheus metrics on this port.")
+@click.option("--shutdown-seconds", default=30.0, show_default=True,
+              type=click.FloatRange(0, 3600),
+              help="On SIGTERM, how long to let running jobs finish before handing them back.")
+@common_options
+@click.pass_context
+def worker(ctx, broker, queues, threads, with_scheduler, scheduler_interval, metrics_port,
+           shutdown_seconds):
+    """Run background jobs from the queue (webhooks, schedules, mail, imports, exports)."""
+    from engine.runtime.queue import QUEUES
+    chosen = tuple(q.strip() for q in queues.split(",") if q.strip())
+    unknown = [q for q in chosen if q not in QUEUES]
+    if unknown or not chosen:
+        raise CommandFailed(f"unknown queue '{(unknown or [''])[0]}': the queues are "
+                            f"{', '.join(QUEUES)}")
+    _run_worker_process(ctx, broker, queues=chosen, threads=threads,
+                        scheduler_interval=scheduler_interval if with_scheduler else None,
+                        metrics_port=metrics_port, shutdown_seconds=shutdown_seconds)
+
+
+@cli.command()
+@_broker_option
+@click.option("--interval", default=5.0, show_default=True, type=click.FloatRange(0.5, 3600),
+              help="Seconds between two rounds.")
+@common_options
+@click.pass_context
+def scheduler(ctx, broker, interval):
+    """Ask the queue for due work: schedule ticks, webhook retries, mail fetches, lost jobs
+    (run one or more; one leads at a time)."""
+    _run_worker_process(ctx, broker, scheduler_interval=interval, consume=False)
 
 
 @cli.command("run-automations")

@@ -34,11 +34,14 @@ def server(tmp_path, monkeypatch):
     world.users.create("rep", "pw-rep", ["rep"])
     world.users.create("boss", "pw-boss", ["manager"])
     app = create_app(world.registry, world.engine)
+    from engine.runtime.embedded import start_background
+    background = start_background(app.extensions["crm_runtime"], scheduler=False)  # crm serve's
     httpd = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=httpd.run, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.effective_port}", world
     httpd.close()
+    background.stop()
     world.engine.dispose()
 
 

@@ -1,4 +1,4 @@
-"""`crm serve`: the API over HTTP, with the background scheduler running."""
+"""`crm serve`: the API over HTTP, with the background work running in-process."""
 
 import json
 import os
@@ -57,9 +57,11 @@ def test_serve_answers_the_api_and_stops(tmp_path):
         server.wait(timeout=20)
 
 
-def test_scheduler_runs_due_work(world):
-    from web.scheduler import Scheduler
-    assert Scheduler(world.service).run_once() == []  # the records site has no schedules
+def test_the_scheduler_asks_for_nothing_when_nothing_is_due(world):
+    from engine.runtime.context import Runtime
+    from engine.runtime.scheduler import Scheduler
+    runtime = Runtime(world.registry, world.engine, service=world.service, root=BARE_ROOT)
+    assert Scheduler(runtime).run_once() == []  # the records site has no schedules
 
 
 def test_demo_builds_once_and_prints_credentials(tmp_path):

@@ -391,37 +391,35 @@ def test_a_started_server_notices_a_save_by_itself(dev):
     assert dev.state.status == "invalid"
 
 
-def test_the_scheduler_follows_the_configuration_served(tmp_path):
+def test_the_background_work_follows_the_configuration_served(tmp_path):
     from web.devserver import DevServer
     started = []
 
-    class FakeScheduler:
-        def __init__(self, service):
-            self.service = service
+    class FakeBackground:  # what `crm serve --dev` starts: an in-process job runner
+        def __init__(self, runtime):
+            self.runtime = runtime
             started.append(self)
-
-        def start(self):
-            return self
 
         def stop(self):
             started.remove(self)
 
     server = DevServer(write_dev_site(tmp_path / "site"),
                        database=f"sqlite:///{tmp_path / 'crm.db'}", root=BARE_ROOT,
-                       secret="k", scheduler=FakeScheduler)
+                       secret="k", background=FakeBackground)
     try:
         server.reload()
         assert started == []  # nothing to run on before a configuration is served
         applied(server, Client(server))
         assert len(started) == 1
-        first = server.serving_service()
+        first = started[0]
+        assert first.runtime.service is server.serving_service()
         edit(server.site / "entities" / "contact.yaml", "entity: [\n")
         server.reload()
-        assert started[0].service() is first  # broken: the last good keeps the work going
+        assert started == [first]  # broken: the last good keeps the work going
         edit(server.site / "entities" / "contact.yaml", CONTACT)
         server.reload()
-        assert len(started) == 1 and started[0].service() is server.state.app.extensions[
-            "crm"].service is not first
+        assert len(started) == 1 and started[0] is not first
+        assert started[0].runtime is server.state.app.extensions["crm_runtime"]
     finally:
         server.stop()
     assert started == []

@@ -21,10 +21,11 @@ from web.i18n import normalize
 class Site:
     """What every request needs, built once at start-up: registry, services, tokens."""
 
-    def __init__(self, registry: Registry, engine: sa.Engine):
+    def __init__(self, registry: Registry, engine: sa.Engine,
+                 service: RecordService | None = None):
         self.registry = registry
         self.engine = engine
-        self.service = RecordService(registry, engine)
+        self.service = service or RecordService(registry, engine)
         self.users = Users(registry, engine, self.service.schema)
         app = registry.app
         self.tokens = Tokens(engine, self.service.schema, app.token_days if app else 30)
@@ -89,15 +90,31 @@ def _accept_language() -> str | None:
     return normalize(request.headers.get("Accept-Language", "").split(",")[0])
 
 
-def create_app(registry: Registry, engine: sa.Engine) -> Flask:
-    """Build the Flask application for a compiled registry and a migrated database."""
-    from web.api import api, authenticate, error
+def create_app(registry: Registry, engine: sa.Engine, runtime=None) -> Flask:
+    """Build the Flask application for a compiled registry and a migrated database.
 
+    The app follows the configuration the fleet applied (engine/runtime/context.py): before a
+    request it checks the applied version (at most once a second) and, when another process
+    applied a newer one, serves it from then on. Background work goes wherever `runtime`'s
+    queue sends it (none set: it waits in the database for a worker's sweep)."""
+    from engine.runtime.context import Runtime
+    from web.api import api, authenticate, error
+    from web.session import require_secret_in_production
+
+    require_secret_in_production()
     app = Flask(__name__)
-    app.extensions["crm"] = Site(registry, engine)
+    runtime = runtime or Runtime(registry, engine)
+    app.extensions["crm_runtime"] = runtime
+    app.extensions["crm"] = Site(runtime.registry, engine, runtime.service)
+    runtime.on_swap(lambda serving: serve(app, serving))
+    from web.health import register_health
+    register_health(app)  # first: its request hooks time and log every request
     max_mb = registry.app.max_body_mb if registry.app else 10
     app.config["MAX_CONTENT_LENGTH"] = int(max_mb * 1024 * 1024)
     app.register_blueprint(api)
+    @app.before_request
+    def follow_the_fleet():  # a newer applied configuration is served from this request on
+        runtime.refresh()
     app.before_request(authenticate)
     from web.inbound import register_inbound
     register_inbound(app)
@@ -150,3 +167,21 @@ def create_app(registry: Registry, engine: sa.Engine) -> Flask:
         return response
 
     return app
+
+
+def serve(app: Flask, serving) -> None:
+    """Serve a new configuration from now on (engine/runtime Serving): build its Site, then
+    swap it in whole.
+
+    A request running at that moment looks the Site up again on each use, so it may finish
+    with the new one; both work on the migrated tables (a migration keeps every column the old
+    configuration used)."""
+    from engine.records.inbound import Inbound
+    new = Site(serving.registry, serving.service.engine, serving.service)
+    app.extensions["crm"] = new
+    # the other extensions built on the old service (web/inbound.py, web/import_wizard.py)
+    if "crm_inbound" in app.extensions:
+        app.extensions["crm_inbound"] = Inbound(new.service)
+    if "crm_imports" in app.extensions:
+        from engine.records.importjobs import ImportJobs
+        app.extensions["crm_imports"] = ImportJobs(new.service)

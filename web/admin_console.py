@@ -301,6 +301,7 @@ def retry_webhook(message_id):
             raise
         flash(t("console_already_delivered", loc), "error")
     else:
+        site().service.queue.send("webhooks.deliver", ids=[message_id])
         flash(t("console_retry_queued", loc), "success")
     return redirect(url_for("console.webhook", message_id=message_id))
 
@@ -370,3 +371,27 @@ def _label(texts, locale: str) -> str:
     if isinstance(texts, str):
         return texts
     return texts.get(locale) or texts.get("en") or next(iter(texts.values()), "")
+
+
+# ---------------------------------------------------------------- background jobs
+
+@console.get("/jobs")
+def jobs():
+    """Workers, the queue, the work waiting and the jobs that failed (engine/runtime)."""
+    from flask import current_app
+    from engine.runtime import status
+    loc = g.caller.locale
+    service = site().service
+    queue = current_app.extensions["crm_runtime"].queue
+    try:
+        depth = queue.depth() if hasattr(queue, "depth") else None
+    except Exception:  # noqa: BLE001 - a broker that is down: the page says so
+        depth = {}
+    before = request.args.get("before", "")
+    failures = status.failures(service, PAGE_SIZE, int(before) if before.isdigit() else None)
+    for failure in failures:
+        failure["payload_text"] = json.dumps(failure["payload"], ensure_ascii=False)[:500]
+    return page("admin_jobs.html", title=t("console_jobs", loc), depth=depth,
+                workers=status.workers(service), waiting=status.waiting_work(service),
+                failures=failures,
+                next_before=failures[-1]["id"] if len(failures) == PAGE_SIZE else None)

@@ -15,12 +15,12 @@ because PostgreSQL connections keep prepared statements that describe the old ta
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 
 from flask import Blueprint, Flask, current_app, flash, g, redirect, request, url_for
 
 import engine
 from engine.config.layers import CONTENT_ROOT
+from engine.version import engine_version
 from engine.storage.migrate import MigrationRefused, Plan, migrate, plan_migration
 from web.admin import no_store, require_admin
 from web.admin_console import views
@@ -61,13 +61,6 @@ def fingerprint(plan: Plan) -> str:
     return hashlib.sha256("\n".join(plan.lines()).encode()).hexdigest()[:32]
 
 
-def _engine_version() -> str:
-    try:
-        return importlib.metadata.version("crm-engine")
-    except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
-        return "-"
-
-
 def _site_page(status: int = 200, errors: dict | None = None, notice: str | None = None):
     loc = g.caller.locale
     running = site().registry
@@ -79,7 +72,7 @@ def _site_page(status: int = 200, errors: dict | None = None, notice: str | None
         app_label=running.app.label.get(loc) if running.app else "-",
         packs=[{"name": p.name, "label": p.label.get(loc), "version": p.version}
                for p in running.packs],
-        engine_version=_engine_version(), summary=running.summary(),
+        engine_version=engine_version(), summary=running.summary(),
         database=url.render_as_string(hide_password=True), dialect=url.get_backend_name(),
         applied=views().applied_configurations(), problems=problems, plan=plan,
         steps=[{"text": s.description, "refused": s.refused, "rows": s.rows,
@@ -126,21 +119,6 @@ def apply_migration():
 
 
 def serve_with(app: Flask, registry) -> None:
-    """Serve `registry` from now on: build its Site, then swap it in whole.
-
-    A request running at that moment looks the Site up again on each use, so it may finish
-    with the new one; both work on the migrated tables (a migration keeps every column the old
-    configuration used). Pooled connections are closed; one in use is closed when returned.
-    """
-    from web import Site
-    from engine.records.inbound import Inbound
-    old = app.extensions["crm"]
-    old.engine.dispose()
-    new = Site(registry, old.engine)
-    app.extensions["crm"] = new
-    # the other extensions built on the old service (web/inbound.py, web/import_wizard.py)
-    if "crm_inbound" in app.extensions:
-        app.extensions["crm_inbound"] = Inbound(new.service)
-    if "crm_imports" in app.extensions:
-        from engine.records.importjobs import ImportJobs
-        app.extensions["crm_imports"] = ImportJobs(new.service)
+    """Serve the configuration just applied: this process at once, every other app server
+    and worker when it next checks the applied version (engine/runtime/context.py)."""
+    app.extensions["crm_runtime"].refresh(force=True, loaded=registry)

@@ -66,7 +66,7 @@ class DevServer:
     """The WSGI application of `crm serve --dev`; `start()` loads and begins watching."""
 
     def __init__(self, site: Path, database: str | None = None, root: Path = CONTENT_ROOT,
-                 secret: str | None = None, scheduler: Callable | None = None,
+                 secret: str | None = None, background: Callable | None = None,
                  interval: float = 0.5, settle: float = 0.3,
                  on_reload: Callable[[DevState], None] | None = None):
         from web.devpages import create_pages
@@ -75,7 +75,8 @@ class DevServer:
         # one key for every app of this process: a session cookie outlives the swaps
         self.secret = secret or secret_key(str(self.site))
         self.engine = None  # made from the first configuration that compiles, then kept
-        self._scheduler_factory, self._scheduler = scheduler, None
+        # background(runtime) -> what runs the jobs of the app served (stopped on a swap)
+        self._background_factory, self._background = background, None
         self._on_reload = on_reload
         self._lock = threading.Lock()  # one reload or migration at a time
         self.state = DevState(0, _now(), failure="not loaded yet")
@@ -101,8 +102,8 @@ class DevServer:
 
     def stop(self) -> None:
         self._watcher.stop()
-        if self._scheduler is not None:
-            self._scheduler.stop()
+        if self._background is not None:
+            self._background.stop()
         if self.engine is not None:
             self.engine.dispose()
 
@@ -169,10 +170,16 @@ class DevServer:
                                     registry.app.database if registry.app else None))
 
     def _swap(self, state: DevState) -> DevState:
+        previous = self.state
         self.state = state
-        if state.app is not None and self._scheduler is None and self._scheduler_factory:
-            # one thread for the whole run, started once there is something to run it on
-            self._scheduler = self._scheduler_factory(self.serving_service).start()
+        if state.app is not None and state.app is not previous.app and \
+                self._background_factory is not None:
+            # the background work follows the app served; the last good one's stops (its
+            # jobs finish or hand their work back first)
+            old, self._background = self._background, self._background_factory(
+                state.app.extensions["crm_runtime"])
+            if old is not None:
+                old.stop()
         if self._on_reload is not None:
             self._on_reload(state)
         return state

@@ -172,6 +172,39 @@ STRINGS: dict[str, dict[str, str]] = {
     "console_schedules": {"en": "Schedules", "zh": "定时任务"},
     "console_notifications": {"en": "Notifications sent", "zh": "已发送通知"},
     "console_configuration": {"en": "Configuration", "zh": "配置"},
+    "console_jobs": {"en": "Jobs", "zh": "后台任务"},
+    "jobs_workers": {"en": "Workers", "zh": "工作进程"},
+    "jobs_no_workers": {"en": "No worker process has reported in the last day: the app "
+                              "servers run the background work themselves.",
+                        "zh": "最近一天没有工作进程报到：后台任务由应用服务器自行执行。"},
+    "jobs_process": {"en": "Process", "zh": "进程"},
+    "jobs_kind": {"en": "Kind", "zh": "类型"},
+    "jobs_queues": {"en": "Queues", "zh": "队列"},
+    "jobs_version": {"en": "Configuration", "zh": "配置版本"},
+    "jobs_seen": {"en": "Last heard", "zh": "最近心跳"},
+    "jobs_done": {"en": "Jobs done", "zh": "已完成"},
+    "jobs_failed_count": {"en": "Failed", "zh": "失败"},
+    "jobs_state_running": {"en": "running", "zh": "运行中"},
+    "jobs_state_stopped": {"en": "stopped", "zh": "已停止"},
+    "jobs_state_gone": {"en": "not responding", "zh": "无响应"},
+    "jobs_queue_depth": {"en": "Messages in the queue", "zh": "队列中的消息"},
+    "jobs_queue_none": {"en": "This server has no job queue: work waits in the database for "
+                              "a worker's next round.",
+                        "zh": "此服务器没有任务队列：工作保存在数据库中，等待工作进程的下一轮处理。"},
+    "jobs_waiting": {"en": "Work waiting", "zh": "待处理的工作"},
+    "jobs_waiting_webhooks": {"en": "webhook messages not delivered yet",
+                              "zh": "尚未送达的 Webhook 消息"},
+    "jobs_waiting_ticks": {"en": "schedule runs not finished", "zh": "未完成的定时运行"},
+    "jobs_waiting_imports": {"en": "imports queued or running", "zh": "排队或进行中的导入"},
+    "jobs_waiting_exports": {"en": "exports queued or running", "zh": "排队或进行中的导出"},
+    "jobs_waiting_failed_jobs_24h": {"en": "jobs failed in the last 24 hours",
+                                     "zh": "最近 24 小时失败的任务"},
+    "jobs_failures": {"en": "Jobs that failed", "zh": "失败的任务"},
+    "jobs_no_failures": {"en": "No job has failed.", "zh": "没有失败的任务。"},
+    "jobs_job": {"en": "Job", "zh": "任务"},
+    "jobs_payload": {"en": "Payload", "zh": "参数"},
+    "jobs_error": {"en": "Error", "zh": "错误"},
+    "jobs_attempts": {"en": "Attempts", "zh": "尝试次数"},
     "console_action_config_migrate": {"en": "migration applied", "zh": "已执行迁移"},
     "console_action_config_reload": {"en": "configuration reloaded", "zh": "已重新加载配置"},
     "console_action_webhook_retry": {"en": "retry requested", "zh": "已请求重试"},
@@ -401,6 +434,20 @@ STRINGS: dict[str, dict[str, str]] = {
                           "zh": "有效的行将被导入；被拒绝的行可在导入后下载。"},
     "import_job_title": {"en": "Import of {name}", "zh": "导入 {name}"},
     "import_running": {"en": "Importing…", "zh": "正在导入…"},
+    # exports of long lists, written in the background (web/listing_ui.py)
+    "export_title": {"en": "Export {name}", "zh": "导出 {name}"},
+    "export_background": {"en": "This list has more than 5,000 records, so the file is written "
+                                "in the background. You can leave this page: the file waits "
+                                "here for two days.",
+                          "zh": "此列表超过 5,000 条记录，文件在后台生成。您可以离开本页：文件将在此保留两天。"},
+    "export_queued": {"en": "Waiting for a worker…", "zh": "等待工作进程…"},
+    "export_running": {"en": "Writing the file…", "zh": "正在生成文件…"},
+    "export_rows_done": {"en": "{done} records written", "zh": "已写入 {done} 条记录"},
+    "export_interrupted": {"en": "The worker writing this file stopped; another one starts it "
+                                 "again.", "zh": "生成此文件的工作进程已停止；将由另一个工作进程重新生成。"},
+    "export_done": {"en": "The file is ready: {done} records.", "zh": "文件已生成：{done} 条记录。"},
+    "export_download": {"en": "Download {name}", "zh": "下载 {name}"},
+    "export_failed": {"en": "The export failed.", "zh": "导出失败。"},
     "import_rolled_back": {"en": "Nothing was imported: {rejected} rows were rejected and "
                                  "the import was all or nothing.",
                            "zh": "未导入任何数据：有 {rejected} 行被拒绝，且本次导入要求全部成功。"},
@@ -412,11 +459,12 @@ STRINGS: dict[str, dict[str, str]] = {
                               "again: that column is ignored.",
                         "zh": "该文件包含您上传的各列，以及写明原因的“Import error”列。修改后重新导入即可，"
                               "该列会被忽略。"},
-    "import_interrupted": {"en": "The import stopped after {done} of {total} rows (the server "
-                                 "was restarted). Rows before that point may have been "
-                                 "imported: check them before importing the file again.",
-                           "zh": "导入在 {total} 行中的第 {done} 行后中断（服务器已重启）。之前的行可能已导入，"
-                                 "重新导入前请先核对。"},
+    "import_interrupted": {"en": "The worker running this import stopped after {done} of "
+                                 "{total} rows; another worker goes on from there (no row is "
+                                 "imported twice).",
+                           "zh": "执行此导入的工作进程在 {total} 行中的第 {done} 行后停止；另一个工作进程将从该处继续"
+                                 "（不会重复导入任何行）。"},
+    "import_queued": {"en": "Waiting for a worker…", "zh": "等待工作进程…"},
     "import_failed": {"en": "The import failed.", "zh": "导入失败。"},
     "import_another": {"en": "Import another file", "zh": "导入其他文件"},
     # the kanban board (web/kanban.py)

@@ -12,12 +12,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
+import itertools
 
-from flask import Response, g, jsonify, request, url_for
+from flask import Response, g, jsonify, redirect, request, url_for
 
 from engine.errors import BadRequest
+from engine.records.exportjobs import INLINE_ROWS, ExportJobs
 from engine.records.listing import OPERATORS, RESERVED, TEXTUAL, parse_query, system_field
-from engine.records.transfer import export_rows, write_csv, write_xlsx
+from engine.records.transfer import export_rows, labelled_header, write_csv, write_xlsx
 from engine.records.values import Invalid, coerce
 from engine.registry.model import SYSTEM_FIELDS, Entity, Field
 from web.common import entity_for, field_label, site
@@ -236,9 +238,13 @@ def _export(entity: str, kind: str):
         params["sort"] = sort
     try:
         query = parse_query(params)
-        rows = list(export_rows(site().service, caller, ent.name, query))
+        rows = list(itertools.islice(export_rows(site().service, caller, ent.name, query),
+                                     INLINE_ROWS + 2))  # the header, and one row too many
     except BadRequest as exc:
         return refusal_page(ent, service_refusal(ent, exc))
+    if len(rows) > INLINE_ROWS + 1:  # too long to write while the browser waits
+        export_id = ExportJobs(site().service).create(caller, ent.name, params, kind)
+        return redirect(url_for("ui.export_job", export_id=export_id))
     rows[0] = export_headers(ent, rows[0], caller.locale)
     name = f"{ent.name}-{dt.date.today().isoformat()}.{kind}"
     disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
@@ -252,10 +258,36 @@ def _export(entity: str, kind: str):
     return Response(out.getvalue(), mimetype=XLSX, headers=disposition)
 
 
-def export_headers(entity: Entity, header: list[str], locale: str) -> list[str]:
-    """Field labels in the person's language; the system columns (id, version, owner,
-    created_at, updated_at) keep their identifiers, so `crm import` takes the file back."""
-    return [entity.fields[n].label.get(locale) if n in entity.fields else n for n in header]
+export_headers = labelled_header  # the list's export and the background one label alike
+
+
+@ui.get("/exports/<int:export_id>")
+def export_job(export_id):
+    """A background export's page: its progress while it runs, then its download."""
+    job = ExportJobs(site().service).get(g.caller, export_id)
+    entity = site().registry.entities.get(job["entity"])
+    return page("export_job.html", title=t("export_title", g.caller.locale,
+                                              name=job["file_name"]),
+                job=job, progress=_export_progress(job),
+                entity_label=entity.label.get(g.caller.locale) if entity else job["entity"])
+
+
+@ui.get("/exports/<int:export_id>/progress")
+def export_progress(export_id):
+    return jsonify(_export_progress(ExportJobs(site().service).get(g.caller, export_id)))
+
+
+@ui.get("/exports/<int:export_id>/download")
+def export_download(export_id):
+    name, content_type, data = ExportJobs(site().service).download(g.caller, export_id)
+    return Response(data, content_type=content_type,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _export_progress(job: dict) -> dict:
+    total = job["total_rows"]
+    return {"state": job["state"], "done": job["done_rows"], "total": total,
+            "percent": int(100 * job["done_rows"] / total) if total else None}
 
 
 def export_urls(entity: Entity, q: str, sort: str, filters: dict[str, str]) -> dict:

@@ -32,27 +32,75 @@ def site():
 
 # ---------------------------------------------------------------- secret key and cookie
 
-def secret_key(folder: str | None) -> str:
-    """CRM_SECRET_KEY, else the key kept in <site>/.crm/secret_key (made once), else random."""
+ENV_NAME = "CRM_ENV"
+SETTING = "secret_key"
+
+
+def production() -> bool:
+    """True where $CRM_ENV says this is production."""
+    return os.environ.get(ENV_NAME, "").strip().lower() in ("production", "prod")
+
+
+def require_secret_in_production() -> None:
+    """In production every app server must sign cookies with the one key the operator set:
+    refuse to start without it, saying so."""
+    if production() and not os.environ.get(SECRET_ENV):
+        raise RuntimeError(
+            f"{ENV_NAME}=production needs {SECRET_ENV}: set it to one long random value, the "
+            f"same on every app server (for example: python -c \"import secrets; "
+            f"print(secrets.token_urlsafe(48))\"), so that all of them accept each other's "
+            "session cookies")
+
+
+def secret_key(folder: str | None, engine=None, schema=None) -> str:
+    """CRM_SECRET_KEY, else the site's key in the database (made once, shared by every
+    process and machine of the site), else the one kept in <site>/.crm/secret_key, else
+    random. A key first kept in the folder moves into the database, keeping its sessions."""
     key = os.environ.get(SECRET_ENV)
     if key:
         return key
-    if folder and Path(folder).is_dir():
-        path = Path(folder) / ".crm" / "secret_key"
+    require_secret_in_production()
+    shared = engine is not None and schema is not None
+    kept = _folder_key(folder, make=not shared)
+    if shared:
         try:
-            if path.is_file():
-                stored = path.read_text(encoding="utf-8").strip()
-                if stored:
-                    return stored
-            path.parent.mkdir(exist_ok=True)
-            key = secrets.token_urlsafe(48)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(key + "\n")
-            return key
-        except OSError:
+            return _database_key(engine, schema.engine["setting"], kept)
+        except Exception:  # noqa: BLE001 - a database without the table (not migrated yet)
             pass
-    return secrets.token_urlsafe(48)
+    return kept or secrets.token_urlsafe(48)
+
+
+def _database_key(engine, table, proposed: str | None) -> str:
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import postgresql, sqlite
+    from engine.storage.database import is_sqlite, write_transaction
+    with write_transaction(engine) as conn:
+        insert = (sqlite.insert if is_sqlite(conn) else postgresql.insert)(table)
+        conn.execute(insert.values(name=SETTING, value=proposed or secrets.token_urlsafe(48))
+                     .on_conflict_do_nothing())
+        return conn.execute(sa.select(table.c.value).where(table.c.name == SETTING)).scalar_one()
+
+
+def _folder_key(folder: str | None, make: bool) -> str | None:
+    """The key kept in a site folder; made there once (`make`) when the folder is writable."""
+    if not folder or not Path(folder).is_dir():
+        return None
+    path = Path(folder) / ".crm" / "secret_key"
+    try:
+        if path.is_file():
+            stored = path.read_text(encoding="utf-8").strip()
+            if stored:
+                return stored
+        if not make:
+            return None
+        path.parent.mkdir(exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(key + "\n")
+        return key
+    except OSError:
+        return None
 
 
 class UISessionInterface(SecureCookieSessionInterface):
@@ -68,8 +116,10 @@ class UISessionInterface(SecureCookieSessionInterface):
 
     def get_signing_serializer(self, app):
         if not app.secret_key:
-            registry = app.extensions["crm"].registry
-            app.secret_key = secret_key(registry.app.folder if registry.app else None)
+            crm = app.extensions["crm"]
+            registry = crm.registry
+            app.secret_key = secret_key(registry.app.folder if registry.app else None,
+                                        crm.engine, crm.service.schema)
         return super().get_signing_serializer(app)
 
     def get_cookie_secure(self, app) -> bool:

@@ -17,7 +17,8 @@ from engine.check.inbound import compile_inbound
 from engine.check.lookups import compile_lookups
 from engine.check.mail import compile_mail
 from engine.check.processes import compile_automations, compile_workflows, inject_workflow_fields
-from engine.config.layers import CONTENT_ROOT, Layer, resolve_layers
+from engine.version import engine_version
+from engine.config.layers import CONTENT_ROOT, Layer, fingerprint, resolve_layers
 from engine.errors import ConfigError, Problem, did_you_mean
 from engine.registry.labels import Label
 from engine.registry.model import AppInfo, Module, PackInfo, Registry, SeedSet
@@ -66,7 +67,8 @@ def build_registry(layers: list[Layer], problems: list | None = None) -> Registr
         mail=mail,
         base_currency=base,
         seed_folders=tuple(str(layer.folder / "seed") for layer in layers
-                           if (layer.folder / "seed").is_dir()))
+                           if (layer.folder / "seed").is_dir()),
+        fingerprint=fingerprint(layers, engine_version()))
 
 
 _UNKNOWN_NAME = re.compile(r"(?:unknown (?:entity|role|report)|cannot extend) '([^']+)'")

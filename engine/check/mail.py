@@ -50,6 +50,9 @@ def compile_mail(run: CheckRun, layers: list[Layer], entities: dict[str, Entity]
                              for i, item in enumerate(raw_refs or ())) if r is not None)
     mailboxes = tuple(_mailbox(name, spec) for name, spec in (data.get("mailboxes") or {}).items())
     smtp = _smtp(run, spot / "smtp", data["smtp"]) if data.get("smtp") else None
+    if data.get("notifications") and not data.get("smtp"):
+        run.error(spot / "notifications", "mail-needs-smtp",
+                  "mail notifications: true needs an smtp: server to send them with")
     own = {a.lower() for a in data.get("addresses") or () if not a.startswith("@")}
     own |= {m.user.lower() for m in mailboxes if "@" in m.user}
     if smtp is not None and "@" in parseaddr(smtp.sender)[1]:
@@ -60,7 +63,8 @@ def compile_mail(run: CheckRun, layers: list[Layer], entities: dict[str, Entity]
         own_domains=frozenset(domains),
         max_attachment_mb=data.get("max_attachment_mb", DEFAULT_MAX_ATTACHMENT_MB),
         max_message_mb=data.get("max_message_mb", DEFAULT_MAX_MESSAGE_MB),
-        mailboxes=mailboxes, smtp=smtp)
+        mailboxes=mailboxes, smtp=smtp, fetch_every_minutes=data.get("fetch_every", 5),
+        notifications=bool(data.get("notifications", False)))
 
 
 def _entity_field(run: CheckRun, spot: Spot, text: str, entities, what: str):

@@ -4,6 +4,7 @@ and read every configuration document in them, with positions.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,6 +190,31 @@ def _pack_chain(pack: str | None, packs: dict[str, Path], ref, problems) -> list
 
     visit(pack, ref)
     return order
+
+
+def fingerprint(layers: list[Layer], engine_version: str) -> str:
+    """Identify a configuration by the bytes of every file the loader reads from its layers
+    (seed data aside: it is not configuration) and the engine that compiles them.
+
+    Every process of a site compares this with the one `crm migrate` recorded, so two
+    machines whose site folders or engine versions differ know it (docs/deploy.md)."""
+    digest = hashlib.sha256(f"engine {engine_version}\n".encode())
+    for layer in layers:
+        paths = [d.source.path for d in [layer.identity, *layer.documents, *layer.broken]
+                 if d is not None and d.kind != "seed"]
+        documents = layer.folder / "documents"
+        if documents.is_dir():
+            paths.extend(p for p in documents.rglob("*") if p.is_file())
+        for path in sorted(set(paths)):
+            try:
+                data = path.read_bytes()
+            except OSError:
+                data = b""
+            relative = path.relative_to(layer.folder) if path.is_relative_to(layer.folder) \
+                else path.name
+            digest.update(f"{layer.name}/{relative} {len(data)}\n".encode())
+            digest.update(data)
+    return digest.hexdigest()
 
 
 def site_from_environment(explicit: str | os.PathLike | None) -> Path:

@@ -54,5 +54,11 @@ MAIL = _obj({
     "smtp": _obj({"host": _text, "port": _port, "tls": _tls, "user": _text,
                   "password_env": _env_name, "from": {"type": "string", "minLength": 3}},
                  ("host", "from")),
+    "fetch_every": {"type": "integer", "minimum": 0, "maximum": 1440,
+                    "description": "minutes between two fetches of the mailboxes by the "
+                                   "background workers (default 5; 0: only `crm mail fetch`)"},
+    "notifications": {"type": "boolean",
+                      "description": "also mail each in-app notification to its user's "
+                                     "address, in the background (needs smtp; default false)"},
 }, description="mail: IMAP mailboxes, SMTP, and how messages are linked to records "
                "(docs/mail.md)")

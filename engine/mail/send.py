@@ -97,7 +97,7 @@ def send_from_record(service, caller: Caller, entity_name: str, record_id, data:
         stored = store.store(conn, mail, source="smtp", direction="out", status="sending",
                              created_by=caller.user_id, sent_from=(entity_name, record["id"]))
     try:
-        partial = _deliver(config.smtp, message, [a for _, a in to + cc], environ)
+        partial = deliver_smtp(config.smtp, message, [a for _, a in to + cc], environ)
     except MailSendFailed:
         with write_transaction(service.engine) as conn:
             _forget(store, conn, stored.id)
@@ -204,7 +204,7 @@ def _compose(smtp: Smtp, to, cc, subject: str, body: str, files, answered) -> Em
     return message
 
 
-def _deliver(smtp: Smtp, message: EmailMessage, recipients: list[str],
+def deliver_smtp(smtp: Smtp, message: EmailMessage, recipients: list[str],
              environ) -> str | None:
     password = None
     if smtp.user:

@@ -6,25 +6,37 @@ effects commit or roll back with it. A change an automation makes to a record it
 handling does not trigger automations of that record again (loop safety); changes to other
 records do, up to a fixed depth. Actions run as the engine on behalf of the user who made the
 change: a `transition` action skips the transition's roles but not its guard.
+
+A schedule tick is a row of `crm_automation_tick`, written once by whichever process first
+sees it is due. A worker claims it with a lease, then handles each record in its own
+transaction, which also moves the tick's checkpoint (`last_id`) past that record: so each
+record is handled once per tick, and a worker killed halfway leaves the rest to the next one
+to claim the tick when the lease runs out.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 from dataclasses import replace
+from functools import partial
+from typing import Callable
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
-from engine.errors import Conflict, RecordError, ValidationFailed
+from engine.errors import Conflict, NotFound, RecordError, ValidationFailed
 from engine.expr import EvaluationError
 from engine.records.access import SYSTEM, Caller
 from engine.records.values import Invalid, coerce
 from engine.registry.model import Action, Automation, Entity
-from engine.storage.database import write_transaction
+from engine.storage import leases
+from engine.storage.database import AFTER_COMMIT, after_commit, is_sqlite, write_transaction
 
 UTC = dt.timezone.utc
 MAX_DEPTH = 8
+log = logging.getLogger("crm.automations")
 _HANDLING = "crm_automation_records"  # key in the connection's info: records being handled
 
 
@@ -43,6 +55,8 @@ class Automations:
                 self.by_event.setdefault((automation.entity, automation.event + (
                     f":{key}" if key else "")), []).append(automation)
         self.notifications = service.schema.engine["notification"]
+        mail = service.registry.mail  # notifications mailed too (engine/mail/notify.py)
+        self.mail_notifications = bool(mail and mail.notifications and mail.smtp)
         self.ticks = service.schema.engine["automation_tick"]
         self.failures = service.schema.engine["automation_failure"]
 
@@ -143,74 +157,170 @@ class Automations:
         if not user_ids:
             return
         stamp = dt.datetime.now(UTC)
+        mailed = self.mail_notifications
         conn.execute(self.notifications.insert(), [{
             "user_id": user_id, "message": action.message.as_dict(),
             "title": action.title.as_dict() if action.title else None,
-            "entity": entity.name, "record_id": record.get("id"), "created_at": stamp}
+            "entity": entity.name, "record_id": record.get("id"), "created_at": stamp,
+            "mail_state": "pending" if mailed else None}
             for user_id in user_ids])
+        if mailed and not any(getattr(c, "func", None) is _ask_for_mail
+                              for c in conn.info.get(AFTER_COMMIT, ())):
+            after_commit(conn, partial(_ask_for_mail, self.service))
 
     # ------------------------------------------------------------------ schedules
 
-    def run_due(self, now: dt.datetime | None = None) -> list[str]:
-        """Run every schedule automation whose current tick has not run yet; one line each."""
+    def run_due(self, now: dt.datetime | None = None, owner: str | None = None) -> list[str]:
+        """Run to its end every schedule tick that is due and not finished (a tick another
+        worker holds is left to it); one line per tick this call finished."""
         now = now or dt.datetime.now(UTC)
+        owner = owner or leases.new_identity()
         report = []
         for automation in self.scheduled:
             tick = current_tick(automation, now)
-            if tick is None or not self._claim(automation, tick, now):
+            if tick is None:
                 continue
-            matched, failed = self._run_tick(automation, tick)
-            with write_transaction(self.service.engine) as conn:
-                conn.execute(self.ticks.update().where(
-                    self.ticks.c.automation == automation.name, self.ticks.c.tick_at == tick)
-                    .values(finished_at=dt.datetime.now(UTC), matched=matched, failed=failed))
-            report.append(f"{automation.name}: {matched} records, {failed} failed "
-                          f"(tick {tick.isoformat()})")
+            self.open_tick(automation.name, tick, now)
+            line = self.run_tick(automation.name, tick, owner)
+            if line is not None:
+                report.append(line)
         return report
 
-    def _claim(self, automation: Automation, tick: dt.datetime, now: dt.datetime) -> bool:
-        """Claim a tick in the database, so that no two processes run it."""
-        try:
-            with write_transaction(self.service.engine) as conn:
-                conn.execute(self.ticks.insert().values(
-                    automation=automation.name, tick_at=tick, started_at=now, matched=0,
-                    failed=0))
-            return True
-        except sa.exc.IntegrityError:
-            return False
+    def due_ticks(self, now: dt.datetime | None = None,
+                  again_after: float = 0.0) -> list[tuple[str, dt.datetime]]:
+        """Open the current tick of every schedule automation (once: the first process to ask
+        writes it) and return the unfinished ticks nobody holds that were not handed out in
+        the last `again_after` seconds, marking them handed out (for the scheduler)."""
+        now = now or dt.datetime.now(UTC)
+        for automation in self.scheduled:
+            tick = current_tick(automation, now)
+            if tick is not None:
+                self.open_tick(automation.name, tick, now)
+        t = self.ticks
+        names = [a.name for a in self.scheduled]
+        if not names:
+            return []
+        recent = now - dt.timedelta(seconds=again_after)
+        with write_transaction(self.service.engine) as conn:
+            found = [(r.automation, r.tick_at) for r in conn.execute(
+                sa.select(t.c.automation, t.c.tick_at).where(
+                    t.c.automation.in_(names), t.c.finished_at.is_(None), leases.free(t, now),
+                    sa.or_(t.c.enqueued_at.is_(None), t.c.enqueued_at <= recent))
+                .order_by(t.c.tick_at))]
+            for name, tick in found:
+                conn.execute(t.update().where(t.c.automation == name, t.c.tick_at == tick)
+                             .values(enqueued_at=now))
+        return found
 
-    def _run_tick(self, automation: Automation, tick: dt.datetime) -> tuple[int, int]:
+    def open_tick(self, name: str, tick: dt.datetime, now: dt.datetime) -> bool:
+        """Write the tick of automation `name` unless it exists; return whether this did."""
+        with write_transaction(self.service.engine) as conn:
+            insert = (sqlite.insert if is_sqlite(conn) else postgresql.insert)(self.ticks)
+            return conn.execute(insert.values(
+                automation=name, tick_at=tick, started_at=now, matched=0, failed=0, last_id=0)
+                .on_conflict_do_nothing().returning(self.ticks.c.automation)).first() is not None
+
+    def run_tick(self, name: str, tick: dt.datetime, owner: str,
+                 stopping: Callable[[], bool] | None = None) -> str | None:
+        """Claim the tick and run its automation on every record not done yet, each record
+        in its own transaction together with the tick's checkpoint; return its line, or
+        None when the tick was not this worker's to run (finished, or held by another) or
+        this worker stopped before the end (the tick is released for another to go on)."""
+        automation = self.service.registry.automations.get(name)
+        if automation is None or automation.schedule is None:
+            raise NotFound(f"schedule automation '{name}' is not in the configuration any more")
+        t = self.ticks
+        key = (t.c.automation == name, t.c.tick_at == tick)
+        at = dt.datetime.now(UTC)
+        with write_transaction(self.service.engine) as conn:
+            claimed = conn.execute(t.update().where(*key, t.c.finished_at.is_(None),
+                                                    leases.free(t, at))
+                                   .values(lease_owner=owner, lease_until=_lease_end())).rowcount
+            last_id = conn.execute(sa.select(t.c.last_id).where(*key)).scalar() if claimed \
+                else None
+        if not claimed:
+            return None
         service = self.service
         entity = service.registry.entities[automation.entity]
         table = service.schema.entities[entity.name]
-        matched = failed = 0
-        last_id = 0
-        while True:
-            with service.engine.connect() as conn:
-                ids = [r[0] for r in conn.execute(
-                    sa.select(table.c.id).where(table.c.deleted_at.is_(None),
-                                                table.c.id > last_id)
-                    .order_by(table.c.id).limit(500))]
-            if not ids:
-                return matched, failed
-            last_id = ids[-1]
-            for record_id in ids:
-                try:
-                    with write_transaction(service.engine) as conn:
-                        record = service.get(SYSTEM, entity.name, record_id, conn=conn)
-                        if self.run(conn, SYSTEM, automation, entity, record):
-                            matched += 1
-                except (RecordError, EvaluationError, sa.exc.SQLAlchemyError) as exc:
-                    failed += 1
-                    message = getattr(exc, "message", None) or str(exc)
-                    if isinstance(exc, RecordError) and exc.fields:
-                        message += ": " + "; ".join(f"{k}: {', '.join(v)}"
-                                                    for k, v in exc.fields.items())
-                    with write_transaction(service.engine) as conn:
-                        conn.execute(self.failures.insert().values(
-                            automation=automation.name, tick_at=tick, entity=entity.name,
-                            record_id=record_id, error=message[:2000],
-                            at=dt.datetime.now(UTC)))
+        last_id = last_id or 0
+        try:
+            while True:
+                with service.engine.connect() as conn:
+                    ids = [r[0] for r in conn.execute(
+                        sa.select(table.c.id).where(table.c.deleted_at.is_(None),
+                                                    table.c.id > last_id)
+                        .order_by(table.c.id).limit(500))]
+                if not ids:
+                    break
+                for record_id in ids:
+                    if stopping is not None and stopping():
+                        self._release_tick(key, owner)
+                        return None
+                    self._tick_record(automation, entity, tick, key, owner, record_id)
+                    last_id = record_id
+        except _LeaseLost:
+            log.warning("tick %s of %s: the claim expired; the worker that took it over goes "
+                        "on from the last record done", tick.isoformat(), name)
+            return None
+        with write_transaction(service.engine) as conn:
+            done = conn.execute(t.update().where(*key, t.c.lease_owner == owner).values(
+                finished_at=dt.datetime.now(UTC), lease_owner=None, lease_until=None)
+                .returning(t.c.matched, t.c.failed)).first()
+        if done is None:
+            return None
+        return f"{name}: {done.matched} records, {done.failed} failed (tick {tick.isoformat()})"
+
+    def _tick_record(self, automation: Automation, entity: Entity, tick, key, owner: str,
+                     record_id: int) -> None:
+        """Run the automation on one record and move the tick's checkpoint past it, in one
+        transaction; a record that fails is recorded (and passed) in another."""
+        service = self.service
+        try:
+            with write_transaction(service.engine) as conn:
+                record = service.get(SYSTEM, entity.name, record_id, conn=conn)
+                ran = self.run(conn, SYSTEM, automation, entity, record)
+                self._advance(conn, key, owner, record_id, matched=int(ran))
+        except _LeaseLost:
+            raise
+        except (RecordError, EvaluationError, sa.exc.SQLAlchemyError) as exc:
+            message = getattr(exc, "message", None) or str(exc)
+            if isinstance(exc, RecordError) and exc.fields:
+                message += ": " + "; ".join(f"{k}: {', '.join(v)}"
+                                            for k, v in exc.fields.items())
+            with write_transaction(service.engine) as conn:
+                self._advance(conn, key, owner, record_id, failed=1)
+                conn.execute(self.failures.insert().values(
+                    automation=automation.name, tick_at=tick, entity=entity.name,
+                    record_id=record_id, error=message[:2000], at=dt.datetime.now(UTC)))
+
+    def _advance(self, conn, key, owner: str, record_id: int, matched: int = 0,
+                 failed: int = 0) -> None:
+        t = self.ticks
+        moved = conn.execute(t.update().where(*key, t.c.lease_owner == owner).values(
+            last_id=record_id, matched=t.c.matched + matched, failed=t.c.failed + failed,
+            lease_until=_lease_end())).rowcount
+        if moved != 1:  # another worker took the tick over: this record's work is undone
+            raise _LeaseLost()
+
+    def _release_tick(self, key, owner: str) -> None:
+        t = self.ticks
+        with write_transaction(self.service.engine) as conn:
+            conn.execute(t.update().where(*key, t.c.lease_owner == owner)
+                         .values(lease_owner=None, lease_until=None))
+
+
+def _ask_for_mail(service) -> None:
+    """After a commit that wrote notifications to mail: ask for the job that mails them."""
+    service.queue.send("notifications.mail")
+
+
+class _LeaseLost(Exception):
+    """The tick's claim passed to another worker; stop without writing."""
+
+
+def _lease_end() -> dt.datetime:
+    return dt.datetime.now(UTC) + dt.timedelta(seconds=leases.lease_seconds())
 
 
 def current_tick(automation: Automation, now: dt.datetime) -> dt.datetime | None:

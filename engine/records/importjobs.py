@@ -5,12 +5,13 @@ upload's bytes (until the run ends), the mapping, the run's progress and counts,
 of rejected rows. Rows are written by `transfer.import_rows`, the code of `crm import`: the same
 checks, the importing admin's permissions, the audit trail, the line numbers.
 
-A run happens in a background thread of the process that accepted it (`start` claims the job,
-so it runs once even if two processes are asked). The thread writes its progress to the job's
-row at most every PROGRESS_EVERY seconds, so any process can show it; a job whose heartbeat
-stops for STALE (its process ended) shows as interrupted. One exception: an all-or-nothing run
-on SQLite holds the database's write lock for its whole transaction, so its progress is kept in
-this process only (an SQLite site is served by one process).
+Running is a background job (`imports.run`, engine/runtime): `start` marks the job queued and
+asks the queue; a worker claims it with a lease and imports it batch by batch. Each batch's
+transaction also moves the job's checkpoint (`done_rows`, the counts, the batch's rejected
+rows in `crm_import_rejection`), so what the wizard shows is what committed, from any server,
+and a worker killed halfway leaves a job that the next worker resumes from its last committed
+batch once the lease runs out: no row is imported twice or lost. One exception: an
+all-or-nothing run is one transaction, so it resumes from the start (nothing of it committed).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import sqlalchemy as sa
 
@@ -29,17 +31,17 @@ from engine.records.importfiles import (UploadRefused, cell_display, read_upload
                                         rejected_file, sniff)
 from engine.records.importmapping import check, remember, remembered, suggest, targets
 from engine.records.service import now
-from engine.records.transfer import import_rows
+from engine.records.transfer import ImportResult, ImportStopped, import_rows
 from engine.registry.model import Entity
-from engine.storage.database import is_sqlite, write_transaction
+from engine.storage import leases
+from engine.storage.database import after_commit, is_sqlite, write_transaction
 
 log = logging.getLogger(__name__)
 
 PREVIEW_ROWS = 1000  # rows the dry run checks: one batch of the import
 PREVIEW_SHOWN = 20  # rejected rows the preview lists
 SAMPLE_ROWS = 3  # rows shown under each column while mapping
-PROGRESS_EVERY = 0.5  # seconds between two progress writes
-STALE = dt.timedelta(minutes=2)
+PROGRESS_EVERY = 0.5  # seconds between two progress writes of an all-or-nothing run
 UNRUN_KEPT = dt.timedelta(days=1)  # an upload never run is deleted after this
 MIME = {"csv": "text/csv; charset=utf-8",
         "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
@@ -68,6 +70,7 @@ class ImportJobs:
         self.service = service
         self.jobs = service.schema.engine["import_job"]
         self.mappings = service.schema.engine["import_mapping"]
+        self.rejections = service.schema.engine["import_rejection"]
         self._light = [c for c in self.jobs.c if c.name not in ("content", "rejected_file")]
 
     # ------------------------------------------------------------ what may be imported
@@ -182,43 +185,78 @@ class ImportJobs:
         return preview
 
     def start(self, caller: Caller, job_id: int) -> None:
-        """Claim a mapped job for a run (once, whichever process is asked) and run it in a
-        background thread."""
+        """Queue a mapped job for a run (once, whichever process is asked)."""
         job = self.get(caller, job_id)
         _editable(job, mapped=True)
         stamp = now()
         with write_transaction(self.service.engine) as conn:
             claimed = conn.execute(self.jobs.update().where(
                 self.jobs.c.id == job_id, self.jobs.c.status == "mapped")
-                .values(status="running", updated_at=stamp)).rowcount
+                .values(status="queued", updated_at=stamp)).rowcount
+            if claimed == 1:
+                after_commit(conn, lambda: self.service.queue.send("imports.run", job_id=job_id))
         if claimed != 1:
             raise Conflict("this import has already run")
-        with _live_lock:
-            _live[job_id] = 0
-        threading.Thread(target=self.run, args=(caller, job_id), daemon=True,
-                         name=f"crm-import-{job_id}").start()
 
-    def run(self, caller: Caller, job_id: int) -> None:
-        """Import a claimed job's rows, record the outcome; never raises (a thread's body)."""
+    def waiting(self, again_after: float = 0.0) -> list[int]:
+        """The jobs queued or interrupted (their worker's lease ran out) that nobody holds and
+        nobody asked for in the last `again_after` seconds; each is marked asked for."""
+        at = now()
+        j = self.jobs
+        recent = at - dt.timedelta(seconds=again_after)
+        with write_transaction(self.service.engine) as conn:
+            ids = [r[0] for r in conn.execute(sa.select(j.c.id).where(
+                j.c.status.in_(("queued", "running")), leases.free(j, at),
+                j.c.updated_at <= recent).order_by(j.c.id))]
+            if ids:
+                conn.execute(j.update().where(j.c.id.in_(ids), leases.free(j, at))
+                             .values(updated_at=at))
+        return ids
+
+    def run(self, job_id: int, owner: str | None = None,
+            stopping: Callable[[], bool] | None = None) -> str | None:
+        """Claim a queued (or interrupted) job and import its rows from its checkpoint on, as
+        the admin who uploaded it; return its outcome, or None when it was not this worker's
+        to run or it stopped early (it is then released, to be resumed)."""
+        owner = owner or leases.new_identity()
+        j = self.jobs
+        if not leases.claim_job(self.service.engine, j, job_id, owner):
+            return None
         try:
-            job = self.get(caller, job_id)
+            with self.service.engine.connect() as conn:
+                job = dict(conn.execute(sa.select(*self._light).where(j.c.id == job_id))
+                           .mappings().one())
+            caller = self._uploader(job)
             entity, header, rows, columns = self._prepared(caller, job)
-            in_memory = bool(job["all_or_nothing"]) and is_sqlite(self.service.engine)
+            atomic = bool(job["all_or_nothing"])
+            checkpoint = _Checkpoint(self, job, owner, stopping, resume=not atomic)
             result = import_rows(self.service, caller, entity.name, columns, rows,
-                                 all_or_nothing=bool(job["all_or_nothing"]),
-                                 progress=_Progress(self, job_id, in_memory))
+                                 all_or_nothing=atomic, checkpoint=checkpoint,
+                                 progress=_Progress(self, job_id, owner, atomic))
+            rejected = result.rejected if atomic else self._rejections(job_id)
             cells = dict(rows)
             file = rejected_file(job["format"], header, [
-                (cells[r.line], "; ".join(r.reasons)) for r in result.rejected]) \
-                if result.rejected else None
-            self._finish(job_id, status="done", done_rows=len(rows), created=result.created,
-                         updated=result.updated, rejected=len(result.rejected),
-                         rolled_back=result.rolled_back, rejected_file=file)
+                (cells[line], "; ".join(reasons)) for line, reasons in
+                ((r.line, r.reasons) for r in rejected)]) if rejected else None
+            if atomic:
+                values = {"created": result.created, "updated": result.updated,
+                          "rejected": len(result.rejected), "rolled_back": result.rolled_back}
+            else:
+                values = {}
+            if not self._finish(job_id, owner, status="done", done_rows=len(rows),
+                                rejected_file=file, **values):
+                return None
+            return "done"
+        except (ImportStopped, _LeaseLost):
+            self._release(job_id, owner)
+            return None
         except RecordError as exc:
-            self._finish(job_id, status="failed", error=exc.message)
+            self._finish(job_id, owner, status="failed", error=exc.message)
+            return "failed"
         except Exception:  # a bug: logged in full, the admin sees that the run failed
             log.exception("import job %s failed", job_id)
-            self._finish(job_id, status="failed", error=None)
+            self._finish(job_id, owner, status="failed", error=None)
+            return "failed"
         finally:
             with _live_lock:
                 _live.pop(job_id, None)
@@ -261,34 +299,106 @@ class ImportJobs:
         mapping = check(targets(self.service, caller, entity), entity, header, job["mapping"])
         return entity, header, rows, mapping
 
-    def _finish(self, job_id: int, **values) -> None:
-        stamp = now()
-        with write_transaction(self.service.engine) as conn:
-            conn.execute(self.jobs.update().where(self.jobs.c.id == job_id).values(
-                content=None, updated_at=stamp, finished_at=stamp, **values))
+    def _uploader(self, job: dict) -> Caller:
+        """The admin who uploaded the job, with the roles they have now."""
+        from engine.records.users import Users
+        users = Users(self.service.registry, self.service.engine, self.service.schema)
+        try:
+            return users.caller(job["user_id"])
+        except NotFound:
+            raise Forbidden("the admin who started this import is no longer active") from None
 
-    def _heartbeat(self, job_id: int, done: int) -> None:
+    def _rejections(self, job_id: int) -> list:
+        from engine.records.transfer import Rejection
+        r = self.rejections
+        with self.service.engine.connect() as conn:
+            return [Rejection(row.line, list(row.reasons)) for row in conn.execute(
+                sa.select(r.c.line, r.c.reasons).where(r.c.job_id == job_id).order_by(r.c.line))]
+
+    def _finish(self, job_id: int, owner: str, **values) -> bool:
+        stamp = now()
+        j = self.jobs
+        with write_transaction(self.service.engine) as conn:
+            done = conn.execute(j.update().where(j.c.id == job_id, j.c.lease_owner == owner)
+                                .values(content=None, updated_at=stamp, finished_at=stamp,
+                                        lease_owner=None, lease_until=None, **values)).rowcount
+            if done:
+                conn.execute(self.rejections.delete().where(self.rejections.c.job_id == job_id))
+        return bool(done)
+
+    def _release(self, job_id: int, owner: str) -> None:
+        j = self.jobs
+        with write_transaction(self.service.engine) as conn:
+            conn.execute(j.update().where(j.c.id == job_id, j.c.lease_owner == owner)
+                         .values(lease_owner=None, lease_until=None, updated_at=now()))
+
+    def _heartbeat(self, job_id: int, owner: str, done: int | None) -> None:
+        """Renew the lease of a running job, and show `done` rows (outside the import's own
+        transactions: an all-or-nothing run writes its rows in one that ends last)."""
+        values = {"lease_until": _lease_end(), "updated_at": now()}
+        if done is not None:
+            values["done_rows"] = done
         with write_transaction(self.service.engine) as conn:
             conn.execute(self.jobs.update().where(
-                self.jobs.c.id == job_id, self.jobs.c.status == "running")
-                .values(done_rows=done, updated_at=now()))
+                self.jobs.c.id == job_id, self.jobs.c.lease_owner == owner).values(values))
+
+
+class _LeaseLost(Exception):
+    """Another worker took the job over (this one stalled past its lease)."""
+
+
+class _Checkpoint:
+    """Keeps a job's place in its row, batch by batch (transfer.Checkpoint)."""
+
+    def __init__(self, jobs: ImportJobs, job: dict, owner: str,
+                 stopping: Callable[[], bool] | None, resume: bool):
+        self.jobs, self.job_id, self.owner = jobs, job["id"], owner
+        self.start = job["done_rows"] if resume else 0
+        self._stopping = stopping
+
+    def commit(self, conn, position: int, batch: ImportResult) -> None:
+        j = self.jobs.jobs
+        moved = conn.execute(j.update().where(j.c.id == self.job_id, j.c.lease_owner == self.owner)
+                             .values(done_rows=position, created=j.c.created + batch.created,
+                                     updated=j.c.updated + batch.updated,
+                                     rejected=j.c.rejected + len(batch.rejected),
+                                     lease_until=_lease_end(), updated_at=now())).rowcount
+        if moved != 1:
+            raise _LeaseLost()
+        if batch.rejected:
+            conn.execute(self.jobs.rejections.insert(), [
+                {"job_id": self.job_id, "line": r.line, "reasons": r.reasons}
+                for r in batch.rejected])
+
+    def stopping(self) -> bool:
+        return bool(self._stopping and self._stopping())
 
 
 class _Progress:
-    """The callback `import_rows` reports finished rows to."""
+    """The callback `import_rows` reports finished rows to: an all-or-nothing run shows them
+    in this process (and, where the database allows a second writer, in the job's row) and
+    renews its lease; a resumable run's batches write both with their checkpoint."""
 
-    def __init__(self, jobs: ImportJobs, job_id: int, in_memory: bool):
-        self.jobs, self.job_id, self.in_memory = jobs, job_id, in_memory
+    def __init__(self, jobs: ImportJobs, job_id: int, owner: str, atomic: bool):
+        self.jobs, self.job_id, self.owner, self.atomic = jobs, job_id, owner, atomic
         self.done = 0
         self.written_at = time.monotonic()
+        # SQLite: the run's transaction holds the only write lock until it ends
+        self.write = atomic and not is_sqlite(jobs.service.engine)
 
     def __call__(self, count: int) -> None:
         self.done += count
+        if not self.atomic:
+            return
         with _live_lock:
             _live[self.job_id] = self.done
-        if not self.in_memory and time.monotonic() - self.written_at >= PROGRESS_EVERY:
-            self.jobs._heartbeat(self.job_id, self.done)
+        if self.write and time.monotonic() - self.written_at >= PROGRESS_EVERY:
+            self.jobs._heartbeat(self.job_id, self.owner, self.done)
             self.written_at = time.monotonic()
+
+
+def _lease_end() -> dt.datetime:
+    return now() + dt.timedelta(seconds=leases.lease_seconds())
 
 
 def _admin(caller: Caller) -> None:
@@ -304,8 +414,11 @@ def _editable(job: dict, mapped: bool = False) -> None:
 
 
 def _with_state(job: dict) -> dict:
+    """Add `state`: the status, or "interrupted" for a run whose worker stopped renewing its
+    lease (it resumes when a worker next claims it)."""
     state = job["status"]
-    if state == "running" and job["id"] not in _live and job["updated_at"] < now() - STALE:
+    lease = job.get("lease_until")
+    if state == "running" and (lease is None or lease < now()) and job["id"] not in _live:
         state = "interrupted"
     job["state"] = state
     return job

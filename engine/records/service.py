@@ -21,6 +21,7 @@ from engine.expr import EvaluationError, Expression, to_cel
 from engine.records.access import SYSTEM, Access, Caller
 from engine.records.assignment import assign_owner
 from engine.records.history import History
+from engine.records.jobsink import UNSENT, JobSink
 from engine.records.lookups import Lookups, ParentView
 from engine.records.messages import Message, text
 from engine.records.numbering import next_number
@@ -56,6 +57,8 @@ class RecordService(Permissions, Rollups, History):
         self.registry = registry
         self.engine = engine
         self.schema = schema or build_schema(registry)
+        # background work is asked for here after a commit (engine/runtime plugs in its queue)
+        self.queue: JobSink = UNSENT
         self.audit = self.schema.engine["audit"]
         self.users = self.schema.engine["user"]
         app = registry.app

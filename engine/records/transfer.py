@@ -13,7 +13,7 @@ import io
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Protocol
 
 from engine.errors import RecordError
 from engine.records.bulk import create_many
@@ -78,6 +78,12 @@ def export_rows(service, caller: Caller, entity_name: str,
         cursor = page.next_cursor
         if cursor is None:
             return
+
+
+def labelled_header(entity: Entity, header: list[str], locale: str) -> list[str]:
+    """Field labels in the person's language; the system columns (id, version, owner,
+    created_at, updated_at) keep their identifiers, so `crm import` takes the file back."""
+    return [entity.fields[n].label.get(locale) if n in entity.fields else n for n in header]
 
 
 def cell_text(value) -> str:
@@ -229,11 +235,37 @@ def map_columns(entity: Entity, header: list[str]) -> list[str | None]:
     return mapped
 
 
+class Checkpoint(Protocol):
+    """Where a resumable import keeps its place (engine/records/importjobs.py).
+
+    `start` rows of the import's work (creates first, then updates, each in file order) are
+    already done. `commit` runs inside each batch's transaction, after its rows were
+    written, with the position reached and what the batch did: what it writes commits with
+    the rows or not at all, so a resumed import neither repeats nor skips a row. It raises to
+    undo the batch (the import is not this process's any more). `stopping()` true ends the
+    import after the batch that just committed."""
+
+    start: int
+
+    def commit(self, conn, position: int, batch: "ImportResult") -> None: ...
+
+    def stopping(self) -> bool: ...
+
+
+class ImportStopped(Exception):
+    """The import stopped between two batches because its process is shutting down."""
+
+    def __init__(self, position: int):
+        super().__init__(f"stopped after {position} rows")
+        self.position = position
+
+
 def import_rows(service, caller: Caller, entity_name: str, header: list[str],
                 rows: list[tuple[int, list]], all_or_nothing: bool = False,
                 progress: Callable[[int], None] | None = None,
-                dry_run: bool = False) -> ImportResult:
-    """Create or update one record per row through the record service.
+                dry_run: bool = False, checkpoint: Checkpoint | None = None) -> ImportResult:
+    """Create or update one record per row through the record service, BATCH rows to a
+    transaction (all in one with `all_or_nothing`); the result counts this call's rows.
 
     `dry_run` checks every row exactly as an all-or-nothing import would, then rolls the one
     transaction back: the counts say what would have been created and updated."""
@@ -279,40 +311,60 @@ def import_rows(service, caller: Caller, entity_name: str, header: list[str],
             return [f"{k}: {'; '.join(v)}" for k, v in exc.fields.items()]
         return [exc.message]
 
-    def create_batch(conn, batch: list[tuple[int, dict]]) -> None:
+    def create_batch(conn, batch: list[tuple[int, dict]], done: ImportResult) -> None:
         for values in (v for _, v in batch):
             values.pop("id", None)
             values.pop("version", None)
         outcomes = create_many(service, caller, entity.name, [v for _, v in batch], conn)
         for (line, _), outcome in zip(batch, outcomes):
             if outcome.error is not None:
-                result.rejected.append(Rejection(line, reasons(outcome.error)))
+                done.rejected.append(Rejection(line, reasons(outcome.error)))
             else:
-                result.created += 1
+                done.created += 1
+
+    def update_batch(conn, batch: list[tuple[int, dict]], done: ImportResult) -> None:
+        for line, values in batch:  # each row in a savepoint: a refused one undoes only itself
+            try:
+                with conn.begin_nested():
+                    update_one(conn, values)
+                done.updated += 1
+            except RecordError as exc:
+                done.rejected.append(Rejection(line, reasons(exc)))
+
+    start = checkpoint.start if checkpoint is not None else 0
+    work = [(create_batch, line, values) for line, values in creates] + \
+        [(update_batch, line, values) for line, values in updates]
+    batches = []  # (kind, rows): at most BATCH rows of one kind each, from `start` on
+    for kind, line, values in work[start:]:
+        if not batches or batches[-1][0] is not kind or len(batches[-1][1]) >= BATCH:
+            batches.append((kind, []))
+        batches[-1][1].append((line, values))
+
+    def add(done: ImportResult) -> None:
+        result.created += done.created
+        result.updated += done.updated
+        result.rejected.extend(done.rejected)
 
     def run(conn, atomic: bool) -> None:
-        for start in range(0, len(creates), BATCH):
-            batch = creates[start:start + BATCH]
+        position = start
+        for kind, batch in batches:
+            done = ImportResult()
             if atomic:
-                create_batch(conn, batch)
+                kind(conn, batch, done)
             else:
                 with write_transaction(service.engine) as own:
-                    create_batch(own, batch)
+                    kind(own, batch, done)
+                    if checkpoint is not None:
+                        checkpoint.commit(own, position + len(batch), done)
+            position += len(batch)
+            add(done)
             if progress:
                 progress(len(batch))
-        for line, values in updates:
-            try:
-                if atomic:
-                    with conn.begin_nested():
-                        update_one(conn, values)
-                else:
-                    with write_transaction(service.engine) as own:
-                        update_one(own, values)
-                result.updated += 1
-            except RecordError as exc:
-                result.rejected.append(Rejection(line, reasons(exc)))
-            if progress:
-                progress(1)
+            if not atomic and checkpoint is not None and position < len(work) and \
+                    checkpoint.stopping():
+                raise ImportStopped(position)
+        if atomic and checkpoint is not None and not (result.rejected or dry_run):
+            checkpoint.commit(conn, position, result)
 
     if all_or_nothing or dry_run:
         try:

@@ -1,9 +1,10 @@
 """Outbound webhooks: a transactional outbox, signed deliveries, retries, SSRF protection.
 
 A `webhook` action writes the record's JSON into `crm_outbox` inside the triggering
-transaction, so a message exists exactly when the change committed. `deliver_due()` (run by
-`crm run-automations` and the server's background thread) POSTs each due message with an
-HMAC-SHA256 signature of the body, retries failures with exponential backoff, gives up after
+transaction, so a message exists exactly when the change committed; after the commit the
+`webhooks.deliver` job is asked for (engine/runtime). `deliver()` claims each due message with a
+lease (so two workers never send one message), POSTs it with an HMAC-SHA256 signature of the
+body and its delivery id, retries failures with exponential backoff, gives up after
 `MAX_ATTEMPTS`, and logs every attempt in `crm_webhook_delivery` for the admin.
 
 Addresses are checked when queued and again before each attempt: only http(s), and never a
@@ -18,18 +19,22 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 import os
 import socket
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
+from typing import Callable
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
 from engine.errors import ValidationFailed
 from engine.records.values import to_json
-from engine.storage.database import write_transaction
+from engine.storage import leases
+from engine.storage.database import AFTER_COMMIT, after_commit, write_transaction
 
 UTC = dt.timezone.utc
 MAX_ATTEMPTS = 8
@@ -37,6 +42,8 @@ FIRST_RETRY_SECONDS = 30
 MAX_RETRY_SECONDS = 3600
 TIMEOUT_SECONDS = 10
 SIGNATURE_HEADER = "X-CRM-Signature"
+DELIVERY_HEADER = "X-CRM-Delivery"  # the message id: a receiver drops a delivery it has seen
+log = logging.getLogger("crm.webhooks")
 
 
 class UnsafeTarget(ValueError):
@@ -86,7 +93,8 @@ class Webhooks:
         self.allow = tuple(app.webhook_allow) if app else ()
 
     def enqueue(self, conn, automation, action, entity, record: dict) -> None:
-        """Queue the record's JSON for `action.url` in the current transaction."""
+        """Queue the record's JSON for `action.url` in the current transaction; once it
+        commits, ask the job queue to deliver it."""
         try:
             check_target(action.url, self.allow)
         except UnsafeTarget as exc:
@@ -95,26 +103,76 @@ class Webhooks:
         payload = {"automation": automation.name, "entity": entity.name,
                    "record": {k: _plain(entity, k, v) for k, v in record.items()}}
         now = dt.datetime.now(UTC)
-        conn.execute(self.outbox.insert().values(
+        message_id = conn.execute(self.outbox.insert().values(
             automation=automation.name, url=action.url, secret_env=action.secret_env,
             body=json.dumps(payload, ensure_ascii=False, sort_keys=True), created_at=now,
-            next_attempt_at=now, attempts=0))
+            next_attempt_at=now, attempts=0)).inserted_primary_key[0]
+        _NewMessages.of(conn, self.service).ids.append(message_id)
 
-    def deliver_due(self, now: dt.datetime | None = None, limit: int = 100) -> list[str]:
-        """Try every due message once; return one line per attempt."""
+    def overdue(self, seconds: float, now: dt.datetime | None = None) -> bool:
+        """Whether a message has been due for `seconds` with nobody sending it (so no job
+        was asked for it, or its job was lost: the scheduler then asks for a sweep)."""
         now = now or dt.datetime.now(UTC)
+        o = self.outbox
         with self.service.engine.connect() as conn:
-            due = conn.execute(sa.select(self.outbox).where(
-                self.outbox.c.delivered_at.is_(None), self.outbox.c.given_up_at.is_(None),
-                self.outbox.c.next_attempt_at <= now).order_by(self.outbox.c.id)
-                .limit(limit)).mappings().all()
-        return [self._attempt(message, now) for message in due]
+            return conn.execute(sa.select(o.c.id).where(
+                *self._due(now - dt.timedelta(seconds=seconds)), leases.free(o, now))
+                .limit(1)).first() is not None
 
-    def _attempt(self, message, now: dt.datetime) -> str:
+    def deliver_due(self, now: dt.datetime | None = None, limit: int = 100,
+                    owner: str | None = None) -> list[str]:
+        """Claim and try every due message once (up to `limit`); return one line per attempt."""
+        return [attempt.line() for attempt in self.deliver(None, now, limit, owner)]
+
+    def deliver(self, ids: list[int] | None, now: dt.datetime | None = None,
+                limit: int = 100, owner: str | None = None,
+                stopping: Callable[[], bool] | None = None) -> list["Attempt"]:
+        """Claim the due messages among `ids` (any due message when None), try each once,
+        and return the attempts. A message another worker holds is left to it.
+
+        Each result is written with a check that the claim is still this worker's, so two
+        workers never both record (or both send, short of one stalling past its lease) the
+        same message. `stopping()` true ends the batch early; what was not tried is released.
+        """
+        now = now or dt.datetime.now(UTC)
+        owner = owner or leases.new_identity()
+        o = self.outbox
+        conditions = list(self._due(now))
+        if ids is not None:
+            if not ids:
+                return []
+            conditions.append(o.c.id.in_(ids))
+            limit = len(ids)
+        with write_transaction(self.service.engine) as conn:
+            claimed = leases.claim_rows(conn, o, conditions, owner, now, limit)
+        lines, renewed = [], time.monotonic()
+        for i, message in enumerate(claimed):
+            if stopping is not None and stopping():
+                self._release([m["id"] for m in claimed[i:]], owner)
+                break
+            if time.monotonic() - renewed > leases.lease_seconds() / 3:
+                with write_transaction(self.service.engine) as conn:
+                    leases.renew(conn, o, [m["id"] for m in claimed[i:]], owner)
+                renewed = time.monotonic()
+            lines.append(self._attempt(message, now, owner))
+        return lines
+
+    def _due(self, now: dt.datetime):
+        o = self.outbox
+        return (o.c.delivered_at.is_(None), o.c.given_up_at.is_(None), o.c.next_attempt_at <= now)
+
+    def _release(self, ids: list[int], owner: str) -> None:
+        o = self.outbox
+        with write_transaction(self.service.engine) as conn:
+            conn.execute(o.update().where(o.c.id.in_(ids), o.c.lease_owner == owner)
+                         .values(lease_owner=None, lease_until=None))
+
+    def _attempt(self, message, now: dt.datetime, owner: str) -> "Attempt":
         started = time.perf_counter()
         status, error = None, None
         secret = os.environ.get(message["secret_env"])
         body = message["body"].encode()
+        attempts = message["attempts"] + 1
         try:
             if not secret:
                 raise RuntimeError(f"environment variable {message['secret_env']} (the signing "
@@ -122,8 +180,8 @@ class Webhooks:
             check_target(message["url"], self.allow)
             request = urllib.request.Request(message["url"], data=body, method="POST", headers={
                 "Content-Type": "application/json; charset=utf-8",
-                SIGNATURE_HEADER: sign(secret, body), "X-CRM-Delivery": str(message["id"]),
-                "User-Agent": "crm-engine-webhook"})
+                SIGNATURE_HEADER: sign(secret, body), DELIVERY_HEADER: str(message["id"]),
+                "X-CRM-Attempt": str(attempts), "User-Agent": "crm-engine-webhook"})
             with _OPENER.open(request, timeout=TIMEOUT_SECONDS) as response:
                 status = response.status
         except urllib.error.HTTPError as exc:
@@ -132,8 +190,7 @@ class Webhooks:
             error = str(getattr(exc, "reason", exc))
         took = int((time.perf_counter() - started) * 1000)
         delivered = status is not None and 200 <= status < 300
-        attempts = message["attempts"] + 1
-        values = {"attempts": attempts}
+        values = {"attempts": attempts, "lease_owner": None, "lease_until": None}
         if delivered:
             values["delivered_at"] = now
         elif attempts >= MAX_ATTEMPTS:
@@ -141,16 +198,56 @@ class Webhooks:
         else:
             delay = min(MAX_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2 ** (attempts - 1))
             values["next_attempt_at"] = now + dt.timedelta(seconds=delay)
+        o = self.outbox
         with write_transaction(self.service.engine) as conn:
-            conn.execute(self.outbox.update().where(self.outbox.c.id == message["id"])
-                         .values(values))
-            conn.execute(self.log.insert().values(outbox_id=message["id"], at=now,
-                                                  status=status, error=error,
-                                                  duration_ms=took))
+            kept = conn.execute(o.update().where(o.c.id == message["id"],
+                                                 o.c.lease_owner == owner)
+                                .values(values)).rowcount
+            if kept:
+                conn.execute(self.log.insert().values(outbox_id=message["id"], at=now,
+                                                      status=status, error=error,
+                                                      duration_ms=took))
+        if not kept:  # stalled past the lease: another worker has it now, and records it
+            log.warning("webhook %s: the claim expired during the attempt; the worker that "
+                        "took it over records the delivery", message["id"])
         outcome = "delivered" if delivered else ("gave up" if "given_up_at" in values
                                                  else "will retry")
-        return f"webhook {message['id']} to {message['url']}: {outcome}" + \
-            (f" ({error})" if error else "")
+        return Attempt(message["id"], message["url"], outcome, error,
+                       values.get("next_attempt_at") if kept else None)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try at delivering a message."""
+
+    message_id: int
+    url: str
+    outcome: str  # delivered | will retry | gave up
+    error: str | None
+    retry_at: dt.datetime | None  # when it is due again (outcome "will retry")
+
+    def line(self) -> str:
+        return f"webhook {self.message_id} to {self.url}: {self.outcome}" + \
+            (f" ({self.error})" if self.error else "")
+
+
+class _NewMessages:
+    """The messages queued by one transaction: one job is asked for once it commits."""
+
+    def __init__(self, service):
+        self.service, self.ids = service, []
+
+    @classmethod
+    def of(cls, conn, service) -> "_NewMessages":
+        for callback in conn.info.get(AFTER_COMMIT, ()):
+            if isinstance(callback, cls) and callback.service is service:
+                return callback
+        found = cls(service)
+        after_commit(conn, found)
+        return found
+
+    def __call__(self) -> None:
+        self.service.queue.send("webhooks.deliver", ids=self.ids)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

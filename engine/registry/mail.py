@@ -61,6 +61,8 @@ class MailConfig:
     max_message_mb: float = DEFAULT_MAX_MESSAGE_MB
     mailboxes: tuple[Mailbox, ...] = ()
     smtp: Smtp | None = None
+    fetch_every_minutes: int = 5  # background fetches of the mailboxes; 0: none
+    notifications: bool = False  # mail in-app notifications to their users
 
     @property
     def entities(self) -> tuple[str, ...]:

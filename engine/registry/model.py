@@ -21,7 +21,9 @@ SYSTEM_FIELDS = ("id", "version", "created_at", "updated_at", "created_by", "upd
                  "owner", "deleted_at")
 RESERVED_ENTITY_NAMES = frozenset({"auth", "me", "meta", "users", "user", "reports",
                                    "dashboards", "notifications", "openapi", "inbound",
-                                   "admin"})  # /admin: the admin console (web/admin.py)
+                                   # /admin: the admin console (web/admin.py); /exports:
+                                   # background list exports; the operations endpoints
+                                   "admin", "exports", "healthz", "readyz", "metrics"})
 ACTIONS = ("read", "create", "update", "delete", "change_owner")
 EMPTY: Mapping = MappingProxyType({})
 
@@ -451,6 +453,9 @@ class Registry:
     # the layers' seed/ folders, lowest layer first: sample data that is not records (exchange
     # rates, a mailbox) is read from them (engine/records/seedfiles.py)
     seed_folders: tuple[str, ...] = ()
+    # the configuration's identity (engine/config/layers.py `fingerprint`): `crm migrate`
+    # records it as the applied version every process of the site follows
+    fingerprint: str = ""
 
     @property
     def pack(self) -> PackInfo | None:

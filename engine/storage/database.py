@@ -7,16 +7,19 @@ write lock), so it takes over BEGIN itself, as SQLAlchemy's documentation recomm
 
 from __future__ import annotations
 
+import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy import event
 
 # the key, in a pooled SQLite connection's `info`, that asks its next BEGIN to be IMMEDIATE
 WRITE_INTENT = "crm_write_intent"
+# the key, in a connection's `info`, of what to run after its write transaction commits
+AFTER_COMMIT = "crm_after_commit"
 
 
 def database_url(explicit: str | None, site: Path | None, app_database: str | None) -> str:
@@ -72,12 +75,31 @@ def _sqlite_settings(engine: sa.Engine) -> None:
 
 @contextmanager
 def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
-    """Yield a connection inside a transaction that will write (see `on_begin`)."""
+    """Yield a connection inside a transaction that will write (see `on_begin`); run what
+    `after_commit` registered once it has committed."""
     with engine.connect() as connection:
+        info = connection.info
+        info.pop(AFTER_COMMIT, None)  # left by a transaction that was not ours
         if engine.dialect.name == "sqlite":  # read once by `do_begin`, for this transaction only
             connection.connection.info[WRITE_INTENT] = True
-        with connection.begin():
-            yield connection
+        try:
+            with connection.begin():
+                yield connection
+        except BaseException:
+            info.pop(AFTER_COMMIT, None)
+            raise
+        callbacks = info.pop(AFTER_COMMIT, ())
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:  # noqa: BLE001 - the change committed; a hint that fails is only logged
+            logging.getLogger("crm.storage").exception("after-commit callback failed")
+
+
+def after_commit(connection: sa.Connection, callback: Callable[[], None]) -> None:
+    """Run `callback` once the write transaction `connection` is in has committed, never if
+    it rolls back (a job is enqueued only for work that exists)."""
+    connection.info.setdefault(AFTER_COMMIT, []).append(callback)
 
 
 def is_sqlite(engine: sa.Engine | sa.Connection) -> bool:

@@ -89,6 +89,26 @@ def latest_snapshot(connection: sa.Connection, schema: Schema) -> dict:
     return row[0] if row else {"entities": {}}
 
 
+@dataclass(frozen=True)
+class AppliedVersion:
+    """The configuration `crm migrate` applied last: its version number and fingerprint."""
+
+    version: int
+    fingerprint: str | None
+    applied_at: dt.datetime
+
+
+def applied_version(connection: sa.Connection, schema: Schema) -> AppliedVersion | None:
+    """Return the configuration applied last, or None before the first migration."""
+    table = schema.engine["config"]
+    try:
+        row = connection.execute(sa.select(table.c.id, table.c.fingerprint, table.c.applied_at)
+                                 .order_by(table.c.id.desc()).limit(1)).first()
+    except sa.exc.DBAPIError:  # no crm_config yet, or from before fingerprints: not migrated
+        return None
+    return AppliedVersion(row[0], row[1], row[2]) if row else None
+
+
 def plan_migration(connection: sa.Connection, registry: Registry,
                    schema: Schema | None = None, allow_data_loss: bool = False) -> Plan:
     """Return the steps that bring the database to `registry`, classified."""
@@ -101,7 +121,8 @@ def plan_migration(connection: sa.Connection, registry: Registry,
     for table in schema.engine.values():
         if table.name not in existing:
             plan.steps.append(Step(f"create engine table {table.name}", _create_table(table)))
-        else:  # an index added to an engine table in a later version (crm_audit_at)
+        else:  # a column or index added to an engine table in a later version
+            plan.steps.extend(_engine_column_steps(inspector, table))
             plan.steps.extend(_index_steps(inspector, table))
 
     for name, table in schema.entities.items():
@@ -128,6 +149,21 @@ def plan_migration(connection: sa.Connection, registry: Registry,
     plan.steps.extend(search_steps(connection, registry, schema, old))
     plan.steps.extend(share_steps(connection, registry, schema))
     return plan
+
+
+def _engine_column_steps(inspector, table: sa.Table) -> list[Step]:
+    """Add the columns a later engine version gave one of its own tables (always nullable:
+    the rows written before have no value for them)."""
+    existing = {c["name"] for c in inspector.get_columns(table.name)}
+    steps = []
+    for column in table.columns:
+        if column.name in existing:
+            continue
+
+        def add(ops, conn, col=column):
+            ops.add_column(table.name, sa.Column(col.name, col.type, nullable=True))
+        steps.append(Step(f"add column {table.name}.{column.name} (engine)", add))
+    return steps
 
 
 def _create_table(table: sa.Table):
@@ -326,9 +362,13 @@ def migrate(engine: sa.Engine, registry: Registry, allow_data_loss: bool = False
         for step in plan.steps:
             if step.apply is not None:
                 step.apply(ops, connection)
-        if plan.changes or latest_snapshot(connection, schema) != plan.snapshot:
+        applied = applied_version(connection, schema)
+        if plan.changes or latest_snapshot(connection, schema) != plan.snapshot or \
+                applied is None or applied.fingerprint != registry.fingerprint:
+            # a new version of the configuration: every process of the site follows it
             connection.execute(schema.engine["config"].insert().values(
-                applied_at=dt.datetime.now(UTC), snapshot=plan.snapshot))
+                applied_at=dt.datetime.now(UTC), snapshot=plan.snapshot,
+                fingerprint=registry.fingerprint))
         if on_applied is not None:
             on_applied(connection, plan)
     return plan

@@ -17,6 +17,7 @@ from sqlalchemy.types import TypeDecorator
 
 from engine.registry.model import Entity, Field, Registry
 from engine.storage.mailtables import mail_tables
+from engine.storage.runtimetables import runtime_tables
 
 UTC = dt.timezone.utc
 MAX_NAME = 63  # PostgreSQL's identifier limit
@@ -144,13 +145,21 @@ def engine_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("record_id", _id_type()),
         sa.Column("created_at", UTCDateTime, nullable=False),
         sa.Column("read_at", UTCDateTime),
+        # mailed to the user in the background when the site sends mail (engine/runtime)
+        sa.Column("mail_state", sa.String(10)),  # pending | sent | skipped | failed
+        sa.Column("mail_attempts", sa.Integer),
+        sa.Column("lease_owner", sa.String(120)),
+        sa.Column("lease_until", UTCDateTime),
         sa.Index("crm_notification_user", "user_id", "id"),
+        sa.Index("crm_notification_mail", "mail_state", "id"),
     )
     config = sa.Table(
         "crm_config", metadata,
         sa.Column("id", _id_type(), primary_key=True, autoincrement=True),
         sa.Column("applied_at", UTCDateTime, nullable=False),
         sa.Column("snapshot", sa.JSON, nullable=False),
+        # what every process compares its own configuration with: the id is the version
+        sa.Column("fingerprint", sa.String(64)),
     )
     sequences = sa.Table(
         "crm_sequence", metadata,
@@ -165,6 +174,13 @@ def engine_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("finished_at", UTCDateTime),
         sa.Column("matched", sa.Integer, nullable=False, default=0),
         sa.Column("failed", sa.Integer, nullable=False, default=0),
+        # the worker running the tick holds it until `lease_until`; `last_id` is the last
+        # record done, committed with that record's changes, so a resumed tick goes on from it
+        sa.Column("lease_owner", sa.String(120)),
+        sa.Column("lease_until", UTCDateTime),
+        sa.Column("last_id", sa.BigInteger),
+        sa.Column("enqueued_at", UTCDateTime),
+        sa.Index("crm_automation_tick_open", "finished_at", "lease_until"),
     )
     failures = sa.Table(
         "crm_automation_failure", metadata,
@@ -189,6 +205,8 @@ def engine_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("attempts", sa.Integer, nullable=False, default=0),
         sa.Column("delivered_at", UTCDateTime),
         sa.Column("given_up_at", UTCDateTime),
+        sa.Column("lease_owner", sa.String(120)),  # the worker sending it, until lease_until
+        sa.Column("lease_until", UTCDateTime),
         sa.Index("crm_outbox_due", "delivered_at", "given_up_at", "next_attempt_at"),
     )
     deliveries = sa.Table(
@@ -244,6 +262,9 @@ def engine_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("created_at", UTCDateTime, nullable=False),
         sa.Column("updated_at", UTCDateTime, nullable=False),  # the running job's heartbeat
         sa.Column("finished_at", UTCDateTime),
+        # the worker running it holds it until lease_until; done_rows is its checkpoint
+        sa.Column("lease_owner", sa.String(120)),
+        sa.Column("lease_until", UTCDateTime),
         sa.Index("crm_import_job_user", "user_id", "id"),
     )
     import_mappings = sa.Table(  # the wizard's column mapping, remembered per file header
@@ -277,6 +298,7 @@ def engine_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
             "automation_tick": ticks, "automation_failure": failures,
             "import_job": import_jobs, "import_mapping": import_mappings,  # after crm_user
             **mail_tables(metadata),  # after crm_user (engine/storage/mailtables.py)
+            **runtime_tables(metadata, _id_type, UTCDateTime),  # after crm_import_job
             "attachment": _attachments(metadata), "exchange_rate": _exchange_rates(metadata)}
 
 

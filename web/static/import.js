@@ -30,11 +30,13 @@
         return response.json();
       })
       .then(function (state) {
-        bar.max = state.total;
-        bar.value = state.done;
-        bar.textContent = state.percent + "%";
+        if (state.total) { bar.max = state.total; bar.value = state.done; }
+        if (state.percent !== null) { bar.textContent = state.percent + "%"; }
         count.textContent = state.done;
-        if (state.state === "running") { window.setTimeout(poll, 500); }
+        if (state.state === box.getAttribute("data-state") &&
+            ["queued", "running", "interrupted"].indexOf(state.state) >= 0) {
+          window.setTimeout(poll, 500);
+        }
         else { window.location.reload(); }
       })
       .catch(function () { window.setTimeout(poll, 2000); });

@@ -53,8 +53,8 @@ def test_serve_answers_the_api_and_stops(tmp_path):
         me = urllib.request.Request(base + "/me", headers={"Authorization": f"Bearer {token}"})
         assert json.loads(urllib.request.urlopen(me, timeout=5).read())["username"] == "boss"
     finally:
-        server.terminate()
-        server.wait(timeout=20)
+        server.terminate()  # SIGTERM: the background work is handed back, then a clean exit
+        assert server.wait(timeout=20) == 0
 
 
 def test_the_scheduler_asks_for_nothing_when_nothing_is_due(world):

@@ -287,9 +287,10 @@ def inside(path, folder) -> bool:
 
 
 @contextlib.contextmanager
-def render_deadline(seconds: float = RENDER_SECONDS):
-    """Bound the renders inside the block to `seconds` (see tick)."""
-    token = _deadline.set(time.monotonic() + seconds)
+def render_deadline(seconds: float | None = None):
+    """Bound the renders inside the block to `seconds` (default RENDER_SECONDS, read when
+    called; see tick)."""
+    token = _deadline.set(time.monotonic() + (RENDER_SECONDS if seconds is None else seconds))
     try:
         yield
     finally:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from conftest import BARE_ROOT, World, problems_of, write_site
-from engine.errors import Forbidden, NotFound, ValidationFailed
+from engine.errors import BadRequest, Forbidden, NotFound, ValidationFailed
 from engine.mail.fetch import fetch
 from engine.mail.imports import import_files
 from engine.mail.send import MailSendFailed, send_from_record
@@ -373,6 +373,14 @@ def test_search_and_timelines_follow_record_permissions(mail):
     assert subjects(mail.admin, unlinked=True) == ["报价单 quotation",
                                                    "Cold pitch: cheaper freight"]
     assert "Cold pitch: cheaper freight" not in subjects(mail.rep1) + subjects(mail.rep2)
+    import base64
+    huge = base64.urlsafe_b64encode(b"2026-01-01T00:00:00+00:00|" + b"9" * 30).decode()
+    with pytest.raises(BadRequest):  # a forged cursor: an id no column holds
+        reader.search(mail.admin, cursor=huge)
+    with pytest.raises(Forbidden) as refused:  # mail linked to nothing is for admins
+        subjects(mail.rep1, unlinked=True)
+    assert refused.value.fields == {"unlinked": ["only admins list the messages linked to no "
+                                                 "record"]}
     timeline, cursor = reader.for_record(mail.rep1, "customer", mail.acme, limit=1)
     assert [m["subject"] for m in timeline] == ["Drawings for the pump base"] and cursor
     rest, end = reader.for_record(mail.rep1, "customer", mail.acme, cursor=cursor)

@@ -123,3 +123,37 @@ def test_check_target_refuses_non_public_addresses(url):
 def test_check_target_allow_list():
     check_target("http://127.0.0.1:9/x", ("127.0.0.1",))
     check_target("http://10.1.2.3/x", ("10.0.0.0/8",))
+
+
+def test_a_delivery_connects_to_the_address_it_checked_and_ignores_proxies(monkeypatch):
+    """DNS rebinding: the name answers an allowed address to the check and another to the
+    connection. The delivery connects to the checked one, and never through a proxy."""
+    import socket
+
+    from engine.records.webhooks import post_to
+    checked, rebound = Receiver([]), None
+    try:
+        import http.server
+        rebound = http.server.HTTPServer(("127.0.0.2", 0), http.server.BaseHTTPRequestHandler)
+        answers = iter(["127.0.0.1"] + ["127.0.0.2"] * 10)
+        real = socket.getaddrinfo
+
+        def rebinding(host, port, *args, **kwargs):
+            if host != "hooks.example":
+                return real(host, port, *args, **kwargs)
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+        monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.2:{rebound.server_address[1]}")
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.2:{rebound.server_address[1]}")
+        url = f"http://hooks.example:{checked.port}/hook"
+        addresses = check_target(url, ("127.0.0.1/32",), connect=True)
+        assert addresses == ["127.0.0.1"]
+        assert post_to(url, addresses, b"{}", {"Content-Type": "application/json"}) == 200
+        assert len(checked.received) == 1
+        assert checked.received[0][0]["Host"] == f"hooks.example:{checked.port}"
+        with pytest.raises(UnsafeTarget, match="127.0.0.2 is a private"):
+            check_target(url, ("127.0.0.1/32",), connect=True)  # the next answer is refused
+    finally:
+        checked.close()
+        if rebound is not None:
+            rebound.server_close()

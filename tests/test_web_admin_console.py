@@ -233,6 +233,8 @@ BAD_FILTERS = [
     ("tz=Mars/Olympus", "tz", "unknown time zone &#39;Mars/Olympus&#39;"),
     ("entity=Robert%27);DROP", "entity", "unknown kind of record &#39;Robert&#39;);DROP&#39;"),
     ("after=yesterday", "after", "This page link is not valid any more; start from the first page."),
+    ("after=2026-01-01T00:00:00%2B00:00~" + "9" * 30, "after",
+     "This page link is not valid any more; start from the first page."),
 ]
 
 

@@ -53,18 +53,36 @@ def test_sign_in_me_revoke_and_rate_limit(api):
         "admin", "rep", "rep2"]
     assert api.delete("/api/v1/auth/token", headers=headers).status_code == 204
     assert api.get("/api/v1/me", headers=headers).status_code == 401
-    for i in range(10):  # one username, many addresses: limited per username
+    for _ in range(10):  # one username from one address: limited
         assert api.post("/api/v1/auth/token", json={"username": "rep2", "password": "bad"},
-                        environ_base={"REMOTE_ADDR": f"10.0.0.{i}"}).status_code == 401
+                        environ_base={"REMOTE_ADDR": "10.0.0.1"}).status_code == 401
     limited = api.post("/api/v1/auth/token", json={"username": "rep2", "password": "pw-rep2"},
-                       environ_base={"REMOTE_ADDR": "10.0.1.1"})
+                       environ_base={"REMOTE_ADDR": "10.0.0.1"})
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
-    for i in range(10):  # one address, many usernames: limited per address
+    # ... but that cannot lock the user out: from their own address they still sign in
+    assert api.post("/api/v1/auth/token", json={"username": "rep2", "password": "pw-rep2"},
+                    environ_base={"REMOTE_ADDR": "10.0.1.1"}).status_code == 200
+    for i in range(30):  # one address, many usernames: limited per address
         api.post("/api/v1/auth/token", json={"username": f"guess{i}", "password": "x"},
                  environ_base={"REMOTE_ADDR": "10.9.9.9"})
     blocked = api.post("/api/v1/auth/token", json={"username": "admin", "password": "pw-admin"},
                        environ_base={"REMOTE_ADDR": "10.9.9.9"})
     assert blocked.status_code == 429
+
+
+def test_an_unknown_username_costs_one_password_check_like_a_known_one(api, monkeypatch):
+    import hashlib
+
+    import engine.records.users as users
+    users.dummy_hash()  # made once per process, before any attempt is timed
+    calls = []
+    real = hashlib.scrypt
+    monkeypatch.setattr(users.hashlib, "scrypt", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for name in ("rep", "nobody-here"):
+        calls.clear()
+        assert api.post("/api/v1/auth/token", json={"username": name, "password": "bad"},
+                        environ_base={"REMOTE_ADDR": "10.7.7.7"}).status_code == 401
+        assert len(calls) == 1, name
 
 
 def test_create_read_update_delete_with_versions(api):
@@ -166,9 +184,43 @@ def test_review_edge_cases(api):
 
 
 def test_username_spacing_does_not_escape_the_limit(api):
-    for i in range(10):
+    for _ in range(10):
         api.post("/api/v1/auth/token", json={"username": "rep", "password": "bad"},
-                 environ_base={"REMOTE_ADDR": f"10.1.0.{i}"})
-    sneaky = api.post("/api/v1/auth/token", json={"username": " rep ", "password": "pw-rep"},
-                      environ_base={"REMOTE_ADDR": "10.2.0.1"})
+                 environ_base={"REMOTE_ADDR": "10.1.0.1"})
+    sneaky = api.post("/api/v1/auth/token", json={"username": " REP ", "password": "pw-rep"},
+                      environ_base={"REMOTE_ADDR": "10.1.0.1"})
     assert sneaky.status_code == 429
+
+
+def _forged(cursor: str, **changes) -> str:
+    import base64
+    payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    payload.update(changes)
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+
+def test_crafted_cursors_and_bodies_are_400s_naming_what_is_wrong(api):
+    headers = token(api, "rep")
+    for i in range(3):
+        assert api.post("/api/v1/account", json={"name": f"A{i}", "founded": "2001-02-03",
+                                                 "discount": "1.5"}, headers=headers
+                        ).status_code == 201
+    for sort in ("name", "-created_at", "founded", "discount", None):
+        query = {"limit": 1, **({"sort": sort} if sort else {})}
+        cursor = api.get("/api/v1/account", query_string=query, headers=headers).json[
+            "next_cursor"]
+        forged = [_forged(cursor, v=[value]) for value in (
+            "not a date", [1], {"a": 1}, 10 ** 30, -1e308, True, "NaN", "1e999", None, "x" * 9)]
+        forged += [_forged(cursor, id=value) for value in (10 ** 30, "1", 1.5, None, [1], True)]
+        forged += [_forged(cursor, v="ab"), _forged(cursor, v={"a": 1}), "!!!", "e30"]
+        for bad in forged:
+            response = api.get("/api/v1/account", query_string={**query, "cursor": bad},
+                               headers=headers)
+            assert response.status_code in (200, 400), (sort, bad, response.json)
+            if response.status_code == 400:
+                assert list(response.json["error"]["fields"]) == ["cursor"]
+    deep = "[" * 100_000 + "]" * 100_000
+    for path, extra in (("/api/v1/auth/token", {}), ("/api/v1/account", headers)):
+        response = api.post(path, data=deep, content_type="application/json", headers=extra)
+        assert response.status_code == 400 and \
+            response.json["error"]["message"] == "the body is nested too deeply"

@@ -1,6 +1,7 @@
 """The server-rendered UI: sign-in sessions, CSRF, lists, forms, transitions, i18n, escaping."""
 
 import re
+import urllib.parse
 
 import pytest
 
@@ -111,6 +112,30 @@ def test_session_cookie_flags_and_next_redirect(ui):
                           base_url="https://localhost")
     assert response.headers["Location"] == "/"
     assert "Secure" in response.headers["Set-Cookie"]
+
+
+REDIRECTS_OFF_SITE = ["//evil.example", "/\t/evil.example", "/\n/evil.example",
+                      "/\r\nSet-Cookie: x=1", "/\\evil.example", "\\\\evil.example",
+                      "https://evil.example/", "javascript:alert(1)", "/ /evil.example",
+                      "/\x00/evil.example", "/\u3000/evil.example", "/api/v1/me", "evil"]
+
+
+def test_next_never_leads_off_the_site_nor_to_a_500(ui):
+    from web.redirects import local_path
+    assert [t for t in REDIRECTS_OFF_SITE if local_path(t) is not None] == []
+    assert local_path("/account?q=x&sort=-name#top") == "/account?q=x&sort=-name#top"
+    client = create_app(ui.world.registry, ui.world.engine).test_client()
+    for target in REDIRECTS_OFF_SITE[:3]:  # posted with the sign-in form (a password check each)
+        token = csrf_of(client, "/account") if target != REDIRECTS_OFF_SITE[0] else \
+            csrf_of(client)  # signed in after the first
+        response = client.post("/login", data={"username": "rep", "password": "pw-rep",
+                                               "csrf_token": token, "next": target})
+        assert (response.status_code, response.headers["Location"]) == (302, "/"), target
+    for target in REDIRECTS_OFF_SITE:  # signed in: GET /login?next=... and the language switch
+        link = client.get("/login?next=" + urllib.parse.quote(target, safe=""))
+        assert (link.status_code, link.headers["Location"]) == (302, "/"), target
+        switched = post(client, "/locale", {"locale": "zh", "next": target}, "/account")
+        assert (switched.status_code, switched.headers["Location"]) == (302, "/"), target
 
 
 def test_post_without_or_with_a_wrong_csrf_token_is_400(ui):

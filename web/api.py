@@ -43,10 +43,17 @@ def body() -> dict:
         raise _Unsupported()
     if not request.content_length and not request.data:
         return {}
+    return json_object(request.get_data())
+
+
+def json_object(raw: bytes) -> dict:
+    """A request body as a JSON object, or a 400 saying why it is not one."""
     try:  # standard JSON only: NaN and Infinity are not numbers a record can hold
-        data = json.loads(request.get_data(), parse_constant=_no_constant)
+        data = json.loads(raw, parse_constant=_no_constant)
     except ValueError:
         raise BadRequest("the body is not valid JSON") from None
+    except RecursionError:  # [[[[... nested deeper than the parser goes
+        raise BadRequest("the body is nested too deeply") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
     return data
@@ -87,15 +94,16 @@ def authenticate():
 def issue_token():
     data = body()
     username, password = str(data.get("username", "")), str(data.get("password", ""))
-    keys = (f"user:{username.strip().lower()}", f"addr:{request.remote_addr}")
-    wait = ctx().tokens.retry_after(*keys)
+    from web.auth import sign_in_limits
+    limits = sign_in_limits(username, request.remote_addr)
+    wait = ctx().tokens.retry_after(limits)
     if wait:
         response = error(429, "rate_limited", "too many failed sign-ins; try again later")
         response.headers["Retry-After"] = str(wait)
         return response
     user_id = ctx().users.authenticate(username, password) if username else None
     if user_id is None:
-        ctx().tokens.failed(*keys)
+        ctx().tokens.failed(limits)
         return error(401, "unauthorized", "wrong username or password")
     return jsonify({"token": ctx().tokens.issue(user_id)})
 

@@ -189,7 +189,5 @@ def _same_origin() -> bool:
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//") \
-            and "\\" not in target and not target.startswith("/api/"):
-        return target
-    return "/"
+    from web.redirects import local_path
+    return local_path(target) or "/"

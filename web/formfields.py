@@ -113,7 +113,7 @@ def to_input(fld: Field, value, errors: dict, locale: str):
     if fld.type == "json":
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             errors.setdefault(fld.name, []).append(t("not_json", locale))
             return None
     return value

@@ -7,14 +7,13 @@ else (finding the record, validation, idempotency, audit) happens in the engine.
 
 from __future__ import annotations
 
-import json
 import re
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 
 from engine.errors import BadRequest, RecordError
 from engine.records.inbound import Inbound
-from web.api import record_error
+from web.api import json_object, record_error
 
 inbound = Blueprint("inbound", __name__, url_prefix="/api/v1/inbound")
 inbound.register_error_handler(RecordError, record_error)
@@ -37,17 +36,11 @@ def receive(source):
     spec = receiver.source(source)
     raw = request.get_data(cache=True)  # over the body limit: 413 before anything is read
     receiver.verify(spec, request.headers, raw)
-    try:  # standard JSON only, as everywhere in the API
-        data = json.loads(raw, parse_constant=_no_constant) if raw else None
-    except ValueError:
-        raise BadRequest("the body is not valid JSON") from None
-    if not isinstance(data, dict):
+    if not raw:
         raise BadRequest("the body must be a JSON object")
+    data = json_object(raw)  # standard JSON only, as everywhere in the API
     event_id = receiver.event_id(spec, request.headers, data)
     receipt = receiver.receive(spec, event_id, data)
     return jsonify({"data": {"source": spec.name, "event_id": event_id, **receipt.outcome,
                              "replayed": receipt.replayed}})
 
-
-def _no_constant(name):
-    raise ValueError(name)

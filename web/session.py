@@ -179,10 +179,8 @@ def ui_locale(caller=None) -> str:
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//") \
-            and "\\" not in target and not target.startswith("/api/"):
-        return target
-    return url_for("ui.home")
+    from web.redirects import local_path
+    return local_path(target) or url_for("ui.home")
 
 
 # ---------------------------------------------------------------- routes
@@ -198,8 +196,9 @@ def login():
     username = request.form.get("username", "").strip()
     password = request.form.get("password", "")
     next_url = request.form.get("next", "")
-    keys = (f"user:{username.lower()}", f"addr:{request.remote_addr}")
-    wait = site().tokens.retry_after(*keys)
+    from web.auth import sign_in_limits
+    limits = sign_in_limits(username, request.remote_addr)
+    wait = site().tokens.retry_after(limits)
     if wait:
         response = current_app.make_response((render_template(
             "login.html", locale=locale, error=t("rate_limited", locale, n=wait),
@@ -208,7 +207,7 @@ def login():
         return response
     user_id = site().users.authenticate(username, password) if username and password else None
     if user_id is None:
-        site().tokens.failed(*keys)
+        site().tokens.failed(limits)
         return render_template("login.html", locale=locale, error=t("wrong_login", locale),
                                username=username, next=next_url)
     old = session.get("token")

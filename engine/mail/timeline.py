@@ -80,6 +80,9 @@ class MailReader:
         """Messages the caller may see whose subject, addresses, body or attachment names
         hold every word of `text` (case-insensitive); `unlinked` (admins): only those
         linked to no record."""
+        if unlinked and not caller.is_admin:  # mail linked to nothing is for admins to sort
+            raise Forbidden("unlinked: only admins list the messages linked to no record",
+                            {"unlinked": ["only admins list the messages linked to no record"]})
         conditions = []
         visible = self.visible(caller)
         if visible is not None:
@@ -242,7 +245,10 @@ def _parse_cursor(cursor: str) -> tuple[dt.datetime, int]:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         at, last = text.split("|")
-        return dt.datetime.fromisoformat(at), int(last)
+        last_id = int(last)
+        if not 0 <= last_id < 2 ** 63:
+            raise ValueError
+        return dt.datetime.fromisoformat(at), last_id
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("cursor: not a cursor this list gave",
                          {"cursor": ["not a cursor this list gave"]}) from None

@@ -51,16 +51,19 @@ def parse_time_cursor(text: str) -> tuple[dt.datetime, int]:
     try:
         stamp, _, row_id = text.partition("~")
         at = dt.datetime.fromisoformat(stamp)
-        return (at if at.tzinfo else at.replace(tzinfo=UTC)), int(row_id)
+        return (at if at.tzinfo else at.replace(tzinfo=UTC)), parse_id_cursor(row_id)
     except ValueError:
         raise BadCursor(text) from None
 
 
 def parse_id_cursor(text: str) -> int:
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise BadCursor(text) from None
+    if not 0 <= value < 2 ** 63:  # beyond what an id column holds: the database would fail
+        raise BadCursor(text)
+    return value
 
 
 def _before(at_col, id_col, cursor: tuple[dt.datetime, int]):

@@ -306,17 +306,19 @@ class Lister:
         return [(conditions[0], plain), (conditions[1], order(keys[1:]))]
 
     def _after(self, table, keys, cursor: str, sort: str | None, ids):
-        try:
+        try:  # a cursor comes back from the client: anything in it may have been forged
             padded = cursor + "=" * (-len(cursor) % 4)
             payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
-            values, last_id = payload["v"], int(payload["id"])
-            if payload["s"] != self._signature(sort) or len(values) != len(keys):
+            if not isinstance(payload, dict) or payload.get("s") != self._signature(sort):
                 raise ValueError
-        except (ValueError, KeyError, TypeError):
+            values, last_id = payload["v"], _cursor_int(payload["id"])
+            if not isinstance(values, list) or len(values) != len(keys):
+                raise ValueError
+            parsed = [None if raw is None else _parse_cursor_value(table.c[name], raw)
+                      for (name, _), raw in zip(keys, values)]
+        except (ValueError, KeyError, TypeError, ArithmeticError, RecursionError):
             raise bad("cursor", "is not a cursor of this listing (send the same filters and "
                                 "sort)") from None
-        parsed = [None if raw is None else _parse_cursor_value(table.c[name], raw)
-                  for (name, _), raw in zip(keys, values)]
         rest = self._chain(table, keys[1:], parsed[1:], last_id, ids)
         if not keys:
             return [ids > last_id]
@@ -399,7 +401,11 @@ def _escape(term: str) -> str:
 
 
 def _parse_cursor_value(column, raw):
+    """A sort key's value read back from a cursor, as the column's type; ValueError (or
+    TypeError, ArithmeticError) for anything a cursor of this listing cannot hold."""
     from decimal import Decimal
+    if not isinstance(raw, (str, int, float)):  # bool is an int
+        raise TypeError("not a scalar")
     python_type = None
     if isinstance(column.type, UTCDateTime):
         python_type = dt.datetime
@@ -413,9 +419,28 @@ def _parse_cursor_value(column, raw):
     if python_type is dt.date:
         return dt.date.fromisoformat(str(raw))
     if python_type is Decimal:
-        return Decimal(str(raw))
+        value = Decimal(str(raw))
+        if not value.is_finite() or abs(value.adjusted()) > 30:
+            raise ValueError("not a stored number")
+        return value
     if python_type is int:
-        return int(raw)
+        return _cursor_int(raw)
+    if python_type is float:
+        value = float(raw)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("not a stored number")
+        return value
     if python_type is bool:
-        return bool(raw)
+        if not isinstance(raw, bool):
+            raise TypeError("not a boolean")
+        return raw
+    if not isinstance(raw, str):
+        raise TypeError("not a text")
+    return raw
+
+
+def _cursor_int(raw) -> int:
+    """A whole number from a cursor, within the 64-bit range both databases store."""
+    if isinstance(raw, bool) or not isinstance(raw, int) or not -2 ** 63 <= raw < 2 ** 63:
+        raise ValueError("not a stored whole number")
     return raw

@@ -106,6 +106,18 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(candidate.hex(), digest)
 
 
+_dummy_hash: str | None = None
+
+
+def dummy_hash() -> str:
+    """A fixed hash to check a password against when the username is unknown: made once,
+    so an unknown name costs one key derivation, like a known one (no timing difference)."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = hash_password(secrets.token_urlsafe(16))
+    return _dummy_hash
+
+
 class Users:
     """The engine's user accounts."""
 
@@ -392,7 +404,7 @@ class Users:
                 sa.func.lower(self.users.c.username) == username.strip().lower(),
                 self.users.c.active)).first()
         if row is None:
-            verify_password(password, hash_password("timing"))  # same cost as a real check
+            verify_password(password, dummy_hash())  # the same cost as a real check
             return None
         if not verify_password(password, row.password_hash):
             return None

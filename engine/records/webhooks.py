@@ -17,14 +17,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import json
 import logging
 import os
 import socket
+import ssl
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urlsplit
@@ -50,14 +50,17 @@ class UnsafeTarget(ValueError):
     """A webhook URL that points where the engine must not send requests."""
 
 
-def check_target(url: str, allow: tuple[str, ...]) -> None:
-    """Refuse URLs that are not http(s) or resolve to non-public addresses (unless allowed)."""
+def check_target(url: str, allow: tuple[str, ...], connect: bool = False) -> list[str]:
+    """Refuse URLs that are not http(s) or resolve to non-public addresses (unless allowed);
+    return the addresses the host resolved to, all checked: a delivery (`connect`) connects to
+    one of these, never resolving the name again (a second answer could point inside). A host
+    allowed by name is not resolved unless to connect."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeTarget(f"{url}: only http and https addresses")
     host = parts.hostname.lower()
-    if host in allow:
-        return
+    if host in allow and not connect:
+        return []
     networks = []
     for item in allow:
         try:
@@ -69,13 +72,17 @@ def check_target(url: str, allow: tuple[str, ...]) -> None:
                                    proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
         raise UnsafeTarget(f"{url}: host does not resolve ({exc.strerror})") from None
+    addresses = []
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if any(address in network for network in networks):
-            continue
-        if not address.is_global or address.is_multicast:
+        text = info[4][0]
+        address = ipaddress.ip_address(text.split("%")[0])
+        if host not in allow and not any(address in network for network in networks) and (
+                not address.is_global or address.is_multicast):
             raise UnsafeTarget(f"{url}: {address} is a private, loopback or link-local address "
                                "(list it under webhook_allow in app.yaml to allow it)")
+        if text not in addresses:
+            addresses.append(text)
+    return addresses
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -177,17 +184,15 @@ class Webhooks:
             if not secret:
                 raise RuntimeError(f"environment variable {message['secret_env']} (the signing "
                                    "key) is not set")
-            check_target(message["url"], self.allow)
-            request = urllib.request.Request(message["url"], data=body, method="POST", headers={
+            addresses = check_target(message["url"], self.allow, connect=True)
+            status = post_to(message["url"], addresses, body, {
                 "Content-Type": "application/json; charset=utf-8",
                 SIGNATURE_HEADER: sign(secret, body), DELIVERY_HEADER: str(message["id"]),
                 "X-CRM-Attempt": str(attempts), "User-Agent": "crm-engine-webhook"})
-            with _OPENER.open(request, timeout=TIMEOUT_SECONDS) as response:
-                status = response.status
-        except urllib.error.HTTPError as exc:
-            status, error = exc.code, f"HTTP {exc.code}"
-        except (urllib.error.URLError, OSError, RuntimeError, UnsafeTarget) as exc:
-            error = str(getattr(exc, "reason", exc))
+            if not 200 <= status < 300:  # a redirect too: it is not followed
+                error = f"HTTP {status}"
+        except (OSError, http.client.HTTPException, RuntimeError, UnsafeTarget) as exc:
+            error = str(getattr(exc, "reason", exc)) or type(exc).__name__
         took = int((time.perf_counter() - started) * 1000)
         delivered = status is not None and 200 <= status < 300
         values = {"attempts": attempts, "lease_owner": None, "lease_until": None}
@@ -250,14 +255,52 @@ class _NewMessages:
         self.service.queue.send("webhooks.deliver", ids=self.ids)
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect could lead to an address the target check refused: treat it as a failure."""
+def post_to(url: str, addresses: list[str], body: bytes, headers: dict) -> int:
+    """POST `body` to `url`, connecting to the first of `addresses` (checked by
+    check_target) that answers; return the HTTP status. The host name still goes in the Host
+    header and, for https, in the TLS handshake and the certificate check. No proxy from the
+    environment is used and no redirect is followed: either could lead past the check."""
+    parts = urlsplit(url)
+    https = parts.scheme == "https"
+    port = parts.port or (443 if https else 80)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    failure: OSError | None = None
+    for address in addresses:
+        connection = (_PinnedHTTPS if https else _PinnedHTTP)(parts.hostname, port, address,
+                                                               TIMEOUT_SECONDS)
+        try:
+            connection.request("POST", path, body=body, headers=headers)
+            response = connection.getresponse()
+            response.read(64 * 1024)
+            return response.status
+        except ConnectionRefusedError as exc:  # this address is down: try the next one
+            failure = exc
+        finally:
+            connection.close()
+    raise failure or OSError(f"{parts.hostname}: no address to connect to")
 
-    def redirect_request(self, *args, **kwargs):
-        return None
+
+class _PinnedHTTP(http.client.HTTPConnection):
+    """An HTTP connection to a given address, whatever the name resolves to now."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float):
+        super().__init__(host, port, timeout=timeout)
+        self.address = address
+
+    def connect(self):
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect)
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    """An HTTPS connection to a given address, verifying the certificate for the host name."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float):
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self.address = address
+
+    def connect(self):
+        sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
 def _plain(entity, name: str, value):

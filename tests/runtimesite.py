@@ -38,7 +38,8 @@ class Receiver:
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+            protocol_version = "HTTP/1.1"  # keep-alive, as real receivers do
+            disable_nagle_algorithm = True
 
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))

@@ -38,6 +38,10 @@ from engine.storage.database import AFTER_COMMIT, after_commit, write_transactio
 
 UTC = dt.timezone.utc
 MAX_ATTEMPTS = 8
+# outcomes written together, in one transaction: a worker that dies after sending sends at
+# most these again (the at-least-once window; the receiver drops them by delivery id)
+RECORD_EVERY = 20
+RECORD_SECONDS = 0.25
 FIRST_RETRY_SECONDS = 30
 MAX_RETRY_SECONDS = 3600
 TIMEOUT_SECONDS = 10
@@ -152,16 +156,25 @@ class Webhooks:
             limit = len(ids)
         with write_transaction(self.service.engine) as conn:
             claimed = leases.claim_rows(conn, o, conditions, owner, now, limit)
-        lines, renewed = [], time.monotonic()
-        for i, message in enumerate(claimed):
-            if stopping is not None and stopping():
-                self._release([m["id"] for m in claimed[i:]], owner)
-                break
-            if time.monotonic() - renewed > leases.lease_seconds() / 3:
-                with write_transaction(self.service.engine) as conn:
-                    leases.renew(conn, o, [m["id"] for m in claimed[i:]], owner)
-                renewed = time.monotonic()
-            lines.append(self._attempt(message, now, owner))
+        lines, renewed, flushed = [], time.monotonic(), time.monotonic()
+        connections, checked, sent = Connections(), {}, []  # kept for this batch
+        try:
+            for i, message in enumerate(claimed):
+                if stopping is not None and stopping():
+                    self._release([m["id"] for m in claimed[i:]], owner)
+                    break
+                if time.monotonic() - renewed > leases.lease_seconds() / 3:
+                    with write_transaction(self.service.engine) as conn:
+                        leases.renew(conn, o, [m["id"] for m in claimed[i:]], owner)
+                    renewed = time.monotonic()
+                sent.append(self._send(message, connections, checked))
+                if len(sent) >= RECORD_EVERY or time.monotonic() - flushed >= RECORD_SECONDS:
+                    lines += self._record(sent, now, owner)
+                    sent, flushed = [], time.monotonic()
+        finally:
+            connections.close()
+            if sent:
+                lines += self._record(sent, now, owner)
         return lines
 
     def _due(self, now: dt.datetime):
@@ -174,51 +187,88 @@ class Webhooks:
             conn.execute(o.update().where(o.c.id.in_(ids), o.c.lease_owner == owner)
                          .values(lease_owner=None, lease_until=None))
 
-    def _attempt(self, message, now: dt.datetime, owner: str) -> "Attempt":
+    def _send(self, message, connections: "Connections", checked: dict) -> "_Sent":
+        """POST one message (signed, with its delivery id); what happened, not yet recorded."""
         started = time.perf_counter()
         status, error = None, None
         secret = os.environ.get(message["secret_env"])
         body = message["body"].encode()
-        attempts = message["attempts"] + 1
         try:
             if not secret:
                 raise RuntimeError(f"environment variable {message['secret_env']} (the signing "
                                    "key) is not set")
-            addresses = check_target(message["url"], self.allow, connect=True)
-            status = post_to(message["url"], addresses, body, {
+            url = message["url"]
+            if url not in checked:  # once per batch: the batch connects to what it checked
+                checked[url] = check_target(url, self.allow, connect=True)
+            status = post_to(url, checked[url], body, {
                 "Content-Type": "application/json; charset=utf-8",
                 SIGNATURE_HEADER: sign(secret, body), DELIVERY_HEADER: str(message["id"]),
-                "X-CRM-Attempt": str(attempts), "User-Agent": "crm-engine-webhook"})
+                "X-CRM-Attempt": str(message["attempts"] + 1),
+                "User-Agent": "crm-engine-webhook"}, connections)
             if not 200 <= status < 300:  # a redirect too: it is not followed
                 error = f"HTTP {status}"
         except (OSError, http.client.HTTPException, RuntimeError, UnsafeTarget) as exc:
             error = str(getattr(exc, "reason", exc)) or type(exc).__name__
-        took = int((time.perf_counter() - started) * 1000)
-        delivered = status is not None and 200 <= status < 300
-        values = {"attempts": attempts, "lease_owner": None, "lease_until": None}
-        if delivered:
-            values["delivered_at"] = now
-        elif attempts >= MAX_ATTEMPTS:
-            values["given_up_at"] = now
-        else:
-            delay = min(MAX_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2 ** (attempts - 1))
-            values["next_attempt_at"] = now + dt.timedelta(seconds=delay)
+        return _Sent(message, status, error, int((time.perf_counter() - started) * 1000))
+
+    def _record(self, sent: list["_Sent"], now: dt.datetime, owner: str) -> list["Attempt"]:
+        """Write the outcomes of a group of attempts in one transaction, each only where the
+        claim is still this worker's (one that stalled past its lease leaves the message to
+        the worker that took it over)."""
         o = self.outbox
+        kept: dict[int, dict] = {}
         with write_transaction(self.service.engine) as conn:
-            kept = conn.execute(o.update().where(o.c.id == message["id"],
+            delivered = [s.message["id"] for s in sent if s.delivered]
+            if delivered:  # the common case, in one statement
+                for row in conn.execute(o.update().where(
+                        o.c.id.in_(delivered), o.c.lease_owner == owner).values(
+                        attempts=o.c.attempts + 1, delivered_at=now, lease_owner=None,
+                        lease_until=None).returning(o.c.id)):
+                    kept[row.id] = {"delivered_at": now}
+            for attempt in (s for s in sent if not s.delivered):
+                attempts = attempt.message["attempts"] + 1
+                values = {"attempts": attempts, "lease_owner": None, "lease_until": None}
+                if attempts >= MAX_ATTEMPTS:
+                    values["given_up_at"] = now
+                else:
+                    delay = min(MAX_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2 ** (attempts - 1))
+                    values["next_attempt_at"] = now + dt.timedelta(seconds=delay)
+                if conn.execute(o.update().where(o.c.id == attempt.message["id"],
                                                  o.c.lease_owner == owner)
-                                .values(values)).rowcount
+                                .values(values)).rowcount:
+                    kept[attempt.message["id"]] = values
             if kept:
-                conn.execute(self.log.insert().values(outbox_id=message["id"], at=now,
-                                                      status=status, error=error,
-                                                      duration_ms=took))
-        if not kept:  # stalled past the lease: another worker has it now, and records it
-            log.warning("webhook %s: the claim expired during the attempt; the worker that "
-                        "took it over records the delivery", message["id"])
-        outcome = "delivered" if delivered else ("gave up" if "given_up_at" in values
-                                                 else "will retry")
-        return Attempt(message["id"], message["url"], outcome, error,
-                       values.get("next_attempt_at") if kept else None)
+                conn.execute(self.log.insert(), [
+                    {"outbox_id": s.message["id"], "at": now, "status": s.status,
+                     "error": s.error, "duration_ms": s.took}
+                    for s in sent if s.message["id"] in kept])
+        attempts = []
+        for attempt in sent:
+            message_id = attempt.message["id"]
+            values = kept.get(message_id)
+            if values is None:  # stalled past the lease: another worker records the delivery
+                log.warning("webhook %s: the claim expired during the attempt; the worker that "
+                            "took it over records the delivery", message_id)
+                values = {}
+            outcome = "delivered" if attempt.delivered else (
+                "gave up" if "given_up_at" in values else "will retry")
+            attempts.append(Attempt(message_id, attempt.message["url"], outcome, attempt.error,
+                                    values.get("next_attempt_at")))
+        return attempts
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """One POST done, its outcome not yet recorded."""
+
+    message: dict
+    status: int | None
+    error: str | None
+    took: int  # milliseconds
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
 
 
 @dataclass(frozen=True)
@@ -255,29 +305,77 @@ class _NewMessages:
         self.service.queue.send("webhooks.deliver", ids=self.ids)
 
 
-def post_to(url: str, addresses: list[str], body: bytes, headers: dict) -> int:
+def post_to(url: str, addresses: list[str], body: bytes, headers: dict,
+            connections: "Connections | None" = None) -> int:
     """POST `body` to `url`, connecting to the first of `addresses` (checked by
     check_target) that answers; return the HTTP status. The host name still goes in the Host
     header and, for https, in the TLS handshake and the certificate check. No proxy from the
-    environment is used and no redirect is followed: either could lead past the check."""
+    environment is used and no redirect is followed: either could lead past the check.
+    With `connections`, a connection left open by an earlier message to the same address is
+    used again (HTTP keep-alive)."""
     parts = urlsplit(url)
     https = parts.scheme == "https"
     port = parts.port or (443 if https else 80)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    pool = connections or Connections()
     failure: OSError | None = None
-    for address in addresses:
-        connection = (_PinnedHTTPS if https else _PinnedHTTP)(parts.hostname, port, address,
-                                                               TIMEOUT_SECONDS)
-        try:
-            connection.request("POST", path, body=body, headers=headers)
-            response = connection.getresponse()
-            response.read(64 * 1024)
-            return response.status
-        except ConnectionRefusedError as exc:  # this address is down: try the next one
-            failure = exc
-        finally:
-            connection.close()
+    try:
+        for address in addresses:
+            key = (https, parts.hostname, port, address)
+            for fresh in ((False, True) if pool.has(key) else (True,)):
+                connection = pool.get(key, fresh)
+                try:
+                    connection.request("POST", path, body=body, headers=headers)
+                    response = connection.getresponse()
+                    response.read(64 * 1024)
+                    if response.will_close:
+                        pool.drop(key)
+                    return response.status
+                except (http.client.RemoteDisconnected, ConnectionResetError,
+                        BrokenPipeError) as exc:
+                    # a kept connection the receiver had closed meanwhile: once more, anew
+                    pool.drop(key)
+                    if fresh:
+                        raise
+                    failure = exc
+                except ConnectionRefusedError as exc:  # this address is down: try the next
+                    pool.drop(key)
+                    failure = exc
+                    break
+                except BaseException:
+                    pool.drop(key)
+                    raise
+    finally:
+        if connections is None:
+            pool.close()
     raise failure or OSError(f"{parts.hostname}: no address to connect to")
+
+
+class Connections:
+    """Open connections of one batch of deliveries, by (https, host, port, address)."""
+
+    def __init__(self):
+        self._open: dict[tuple, http.client.HTTPConnection] = {}
+
+    def has(self, key) -> bool:
+        return key in self._open
+
+    def get(self, key, fresh: bool) -> http.client.HTTPConnection:
+        if fresh or key not in self._open:
+            self.drop(key)
+            https, host, port, address = key
+            self._open[key] = (_PinnedHTTPS if https else _PinnedHTTP)(host, port, address,
+                                                                     TIMEOUT_SECONDS)
+        return self._open[key]
+
+    def drop(self, key) -> None:
+        connection = self._open.pop(key, None)
+        if connection is not None:
+            connection.close()
+
+    def close(self) -> None:
+        for key in list(self._open):
+            self.drop(key)
 
 
 class _PinnedHTTP(http.client.HTTPConnection):
@@ -288,7 +386,7 @@ class _PinnedHTTP(http.client.HTTPConnection):
         self.address = address
 
     def connect(self):
-        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = _connected(self.address, self.port, self.timeout)
 
 
 class _PinnedHTTPS(http.client.HTTPSConnection):
@@ -299,8 +397,16 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
         self.address = address
 
     def connect(self):
-        sock = socket.create_connection((self.address, self.port), self.timeout)
+        sock = _connected(self.address, self.port, self.timeout)
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def _connected(address: str, port: int, timeout: float) -> socket.socket:
+    sock = socket.create_connection((address, port), timeout)
+    # a kept-alive connection sends small requests back to back: without this, Nagle's
+    # algorithm and the receiver's delayed ACK hold each one up to 40 ms
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def _plain(entity, name: str, value):

@@ -30,6 +30,7 @@ from engine.storage.database import is_sqlite, write_transaction
 log = logging.getLogger("crm.worker")
 UTC = dt.timezone.utc
 HEARTBEAT_SECONDS = 5.0
+IDLE_POLL_MS = 100
 
 
 class WorkerProcess:
@@ -68,8 +69,10 @@ class WorkerProcess:
             start_http_server(self.metrics_port)
         worker = None
         if self.consume:
+            # an idle consumer looks for new messages every IDLE_POLL_MS (Dramatiq's default,
+            # a second, would add up to a second to every job that finds the queue empty)
             worker = dramatiq.Worker(self.queue.broker, queues=set(self.queues),
-                                     worker_threads=self.threads)
+                                     worker_threads=self.threads, worker_timeout=IDLE_POLL_MS)
             worker.start()
         if self.scheduler is not None:
             self.scheduler.start()

@@ -113,15 +113,20 @@ class Fleet:
         self.add_worker()
         return pid
 
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
+    def stop(self) -> dict[int, int | None]:
+        """SIGTERM every process still running; return the exit status of each (None: it
+        had to be killed)."""
+        running = [p for p in self.processes if p.poll() is None]
+        for process in running:
+            process.send_signal(signal.SIGTERM)
+        statuses = {}
+        for process in running:
             try:
-                process.wait(timeout=20)
+                statuses[process.pid] = process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+                statuses[process.pid] = None
+        return statuses
 
     def failed_logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}"
@@ -293,6 +298,15 @@ def test_a_fleet_does_every_piece_of_work_once_and_survives_kill_9(fleet):
     with fleet.engine.connect() as conn:
         failures = conn.execute(sa.select(fleet.service.schema.engine["job_failure"])).all()
     assert failures == []
+
+    # SIGTERM: every app server, worker and the scheduler hands its work back and exits 0
+    assert set(fleet.stop().values()) == {0}
+    with fleet.engine.connect() as conn:
+        assert conn.execute(sa.select(workers.c.stopped_at).where(
+            workers.c.stopped_at.is_(None), workers.c.pid.in_(
+                [w.pid for w in fleet.workers if w.returncode == 0]))).all() == []
+        leases_left = conn.execute(sa.select(fleet.service.schema.engine["lease"])).all()
+    assert leases_left == []  # the scheduler gave its lease back
 
 
 def _ticks_finished(fleet) -> bool:

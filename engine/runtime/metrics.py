@@ -40,22 +40,21 @@ class WorkCollector:
         self._depth, self._waiting = depth, waiting
 
     def collect(self):
-        queue = GaugeMetricFamily("crm_queue_depth", "Messages waiting in the job queue",
-                                  labels=["queue"])
+        yield self._gauge("crm_queue_depth", "Messages waiting in the job queue", "queue",
+                          self._depth)
+        yield self._gauge("crm_work_waiting", "Work waiting in the database, by kind", "kind",
+                          self._waiting)
+
+    @staticmethod
+    def _gauge(name: str, documentation: str, label: str,
+               read: Callable[[], dict[str, int]]) -> GaugeMetricFamily:
+        gauge = GaugeMetricFamily(name, documentation, labels=[label])
         try:
-            for name, size in self._depth().items():
-                queue.add_metric([name], size)
-        except Exception:  # noqa: BLE001 - a broker that is down shows as no samples
+            for key, value in read().items():
+                gauge.add_metric([key], value)
+        except Exception:  # noqa: BLE001 - a broker or database that is down: no samples
             pass
-        yield queue
-        work = GaugeMetricFamily("crm_work_waiting", "Work waiting in the database, by kind",
-                                 labels=["kind"])
-        try:
-            for kind, count in self._waiting().items():
-                work.add_metric([kind], count)
-        except Exception:  # noqa: BLE001 - a database that is down shows as no samples
-            pass
-        yield work
+        return gauge
 
 
 def exposition(collector: WorkCollector | None = None) -> tuple[bytes, str]:

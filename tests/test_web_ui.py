@@ -375,3 +375,33 @@ def test_a_count_rollup_reads_as_a_whole_number(ui):
     with ui.application.test_request_context():
         assert display(account, "open_deals", Decimal("2.00"), {}, "en") == "2"
         assert display(account, "deal_total", Decimal("2.50"), {}, "en") == "2.50"
+
+
+def test_the_session_cookie_never_opens_the_api_and_users_revoke_their_own_sessions(ui):
+    client = create_app(ui.world.registry, ui.world.engine).test_client()
+    sign_in(client, "rep")
+    app = client.application
+    cookie = client.get_cookie(app.config.get("SESSION_COOKIE_NAME", "session"))
+    stored = app.session_interface.get_signing_serializer(app).loads(cookie.value)
+    # what the cookie carries is a session token: the JSON API refuses it
+    refused = client.get("/api/v1/me", headers={"Authorization": f"Bearer {stored['token']}"})
+    assert refused.status_code == 401
+    api_token = client.post("/api/v1/auth/token", json={"username": "rep", "password": "pw-rep"}
+                            ).json["token"]
+    bearer = {"Authorization": f"Bearer {api_token}"}
+    listed = client.get("/api/v1/auth/tokens", headers=bearer).json["data"]
+    assert [(t["kind"], t["current"]) for t in listed] == [("api", True), ("session", False)]
+    page = html(client.get("/sessions"))
+    assert "Browser session" in page and "API token" in page and "this one" in page
+    # revoking the API token from the page: it stops working at once
+    token_id = listed[0]["id"]
+    assert post(client, f"/sessions/{token_id}/revoke", {}, "/sessions").status_code == 302
+    assert client.get("/api/v1/me", headers=bearer).status_code == 401
+    other = create_app(ui.world.registry, ui.world.engine).test_client()
+    sign_in(other, "boss")  # nobody revokes another user's session
+    assert post(other, f"/sessions/{listed[1]['id']}/revoke", {}, "/sessions").status_code == 404
+    # revoking this very session signs out
+    session_id = listed[1]["id"]
+    done = post(client, f"/sessions/{session_id}/revoke", {}, "/sessions")
+    assert done.status_code == 302 and done.headers["Location"] == "/login"
+    assert client.get("/account").status_code == 302

@@ -39,7 +39,10 @@ class Site:
         self._user_by_token = DriverStatement(
             sa.select(users).join(tokens, tokens.c.user_id == users.c.id).where(
                 tokens.c.token_hash == sa.bindparam("token_hash"), tokens.c.revoked_at.is_(None),
-                tokens.c.expires_at > sa.bindparam("now"), users.c.active), dialect)
+                tokens.c.expires_at > sa.bindparam("now"), users.c.active,
+                # a browser session's token never opens the API (it travels in a cookie)
+                sa.or_(tokens.c.kind.is_(None), tokens.c.kind == sa.bindparam("api_kind"))),
+            dialect)
         self._roles_of = DriverStatement(sa.select(roles.c.role).where(
             roles.c.user_id == sa.bindparam("user_id")).order_by(roles.c.role), dialect)
 
@@ -55,10 +58,10 @@ class Site:
 
     def caller_for_token(self, token: str) -> Caller | None:
         """The user a valid API token belongs to, read together with the token."""
-        from web.auth import _hash
+        from web.auth import API, _hash
         try:
-            return self._caller(self._user_by_token,
-                                {"token_hash": _hash(token), "now": _utcnow()})
+            return self._caller(self._user_by_token, {"token_hash": _hash(token),
+                                                      "now": _utcnow(), "api_kind": API})
         except NotFound:
             return None
 

@@ -114,6 +114,23 @@ def revoke_token():
     return "", 204
 
 
+@api.get("/auth/tokens")
+def own_tokens():
+    """The caller's live API tokens and browser sessions (never the tokens themselves)."""
+    from engine.records.values import to_json
+    return jsonify({"data": [
+        {**row, "created_at": to_json(None, row["created_at"]),
+         "expires_at": to_json(None, row["expires_at"])}
+        for row in ctx().tokens.of_user(g.caller.user_id, g.token)]})
+
+
+@api.delete("/auth/tokens/<int:token_id>")
+def revoke_own_token(token_id):
+    if not ctx().tokens.revoke_own(g.caller.user_id, token_id):
+        raise NotFound(f"you have no live token {token_id}")
+    return "", 204
+
+
 @api.get("/me")
 def me():
     caller = g.caller

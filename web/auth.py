@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from engine.storage.database import write_transaction
 
 UTC = dt.timezone.utc
+API, SESSION = "api", "session"  # the kinds of token (crm_token.kind)
 FAILURES_PER_MINUTE = 10  # for one username from one address
 FAILURES_PER_ADDRESS = 30  # for all usernames together from one address
 
@@ -36,22 +37,47 @@ class Tokens:
         self.tokens = schema.engine["token"]
         self.failures = schema.engine["login_failure"]
 
-    def issue(self, user_id: int) -> str:
+    def issue(self, user_id: int, kind: str = API) -> str:
+        """A new token of `kind` (API: a bearer token; SESSION: a browser session's)."""
         token = secrets.token_urlsafe(32)
         now = dt.datetime.now(UTC)
         with write_transaction(self.engine) as conn:
             conn.execute(self.tokens.insert().values(
-                user_id=user_id, token_hash=_hash(token), created_at=now,
+                user_id=user_id, token_hash=_hash(token), created_at=now, kind=kind,
                 expires_at=now + dt.timedelta(days=self.days)))
         return token
 
-    def user_for(self, token: str) -> int | None:
+    def user_for(self, token: str, kinds: tuple[str, ...] = (API, SESSION)) -> int | None:
+        """The user of a live token of one of `kinds` (one issued before kinds is of any)."""
         now = dt.datetime.now(UTC)
+        t = self.tokens
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(self.tokens.c.user_id).where(
-                self.tokens.c.token_hash == _hash(token), self.tokens.c.revoked_at.is_(None),
-                self.tokens.c.expires_at > now)).first()
+            row = conn.execute(sa.select(t.c.user_id).where(
+                t.c.token_hash == _hash(token), t.c.revoked_at.is_(None), t.c.expires_at > now,
+                sa.or_(t.c.kind.in_(kinds), t.c.kind.is_(None)))).first()
         return row[0] if row else None
+
+    def of_user(self, user_id: int, current: str | None = None) -> list[dict]:
+        """The user's live tokens and sessions, newest first; `current` marks the one in use."""
+        now = dt.datetime.now(UTC)
+        t = self.tokens
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.c.id, t.c.kind, t.c.created_at, t.c.expires_at,
+                                          t.c.token_hash).where(
+                t.c.user_id == user_id, t.c.revoked_at.is_(None), t.c.expires_at > now)
+                .order_by(t.c.id.desc())).mappings().all()
+        mine = _hash(current) if current else None
+        return [{"id": r["id"], "kind": r["kind"] or API, "created_at": r["created_at"],
+                 "expires_at": r["expires_at"], "current": r["token_hash"] == mine}
+                for r in rows]
+
+    def revoke_own(self, user_id: int, token_id: int) -> bool:
+        """Revoke one of the user's own tokens; False when they have no such live token."""
+        t = self.tokens
+        with write_transaction(self.engine) as conn:
+            return conn.execute(t.update().where(
+                t.c.id == token_id, t.c.user_id == user_id, t.c.revoked_at.is_(None))
+                .values(revoked_at=dt.datetime.now(UTC))).rowcount == 1
 
     def revoke(self, token: str) -> None:
         with write_transaction(self.engine) as conn:

@@ -166,6 +166,20 @@ STRINGS: dict[str, dict[str, str]] = {
     "user_action_password": {"en": "password changed", "zh": "修改密码"},
     # the admin console's site, audit, webhook, schedule and notification pages
     # (web/admin_console.py, web/admin_site.py)
+    # a user's own sessions and API tokens (web/own_tokens.py)
+    "sessions_title": {"en": "Sessions and API tokens", "zh": "登录会话与 API 令牌"},
+    "sessions_intro": {"en": "Where you are signed in, and the API tokens issued to you. "
+                             "Revoke any you do not recognise: it stops working at once.",
+                       "zh": "您登录的会话以及为您签发的 API 令牌。如有不认识的，请撤销：撤销后立即失效。"},
+    "sessions_kind": {"en": "Kind", "zh": "类型"},
+    "sessions_kind_session": {"en": "Browser session", "zh": "浏览器会话"},
+    "sessions_kind_api": {"en": "API token", "zh": "API 令牌"},
+    "sessions_this_one": {"en": "this one", "zh": "当前"},
+    "sessions_created": {"en": "Created", "zh": "创建时间"},
+    "sessions_expires": {"en": "Expires", "zh": "到期"},
+    "sessions_revoke": {"en": "Revoke", "zh": "撤销"},
+    "sessions_revoked": {"en": "Revoked: it no longer works.", "zh": "已撤销：该会话或令牌已失效。"},
+    "sessions_link": {"en": "Sessions", "zh": "会话"},
     "console_site": {"en": "Site", "zh": "站点"},
     "console_audit": {"en": "Audit log", "zh": "审计日志"},
     "console_webhooks": {"en": "Webhooks", "zh": "Webhook"},

@@ -161,10 +161,11 @@ def check_csrf():
 
 def session_user_id() -> int | None:
     """The signed-in user's id, or None when the session has no live token."""
+    from web.auth import SESSION
     token = session.get("token")
     if not token:
         return None
-    return site().tokens.user_for(token)
+    return site().tokens.user_for(token, (SESSION,))  # an API token is no browser session
 
 
 def ui_locale(caller=None) -> str:
@@ -215,7 +216,8 @@ def login():
         site().tokens.revoke(old)
     chosen = session.get("locale")
     session.clear()  # a fresh session: new token, new CSRF token
-    session["token"] = site().tokens.issue(user_id)
+    from web.auth import SESSION
+    session["token"] = site().tokens.issue(user_id, SESSION)
     session[CSRF_FIELD] = secrets.token_urlsafe(32)
     if chosen:
         session["locale"] = chosen

@@ -35,7 +35,7 @@ def register_ui(app: Flask) -> None:
     app.jinja_env.globals["t"] = t
     # imported here, not at the top: they build on this module, and their routes must join
     # the blueprint before it is registered
-    from web import kanban, listing_ui, printing, record_actions  # noqa: F401 (their routes)
+    from web import kanban, listing_ui, own_tokens, printing, record_actions  # noqa: F401
     kanban.setup(app)
     record_actions.setup(app)
     from web import files

@@ -23,7 +23,8 @@ RESERVED_ENTITY_NAMES = frozenset({"auth", "me", "meta", "users", "user", "repor
                                    "dashboards", "notifications", "openapi", "inbound",
                                    # /admin: the admin console (web/admin.py); /exports:
                                    # background list exports; the operations endpoints
-                                   "admin", "exports", "healthz", "readyz", "metrics"})
+                                   "admin", "exports", "healthz", "readyz", "metrics",
+                                   "sessions"})  # /sessions: the user's own sign-ins
 ACTIONS = ("read", "create", "update", "delete", "change_owner")
 EMPTY: Mapping = MappingProxyType({})
 

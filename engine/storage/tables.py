@@ -120,6 +120,10 @@ def engine_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("created_at", UTCDateTime, nullable=False),
         sa.Column("expires_at", UTCDateTime, nullable=False),
         sa.Column("revoked_at", UTCDateTime),
+        # "api": a bearer token of the JSON API; "session": a browser session, which the API
+        # refuses (the cookie that carries it never gives API access); NULL: issued before
+        # kinds, an API token
+        sa.Column("kind", sa.String(8)),
     )
     audit = sa.Table(
         "crm_audit", metadata,

@@ -528,3 +528,58 @@ def test_progress_is_kept_in_the_database_and_a_dead_run_shows_as_interrupted(wi
     assert wizard.get(f"/admin/import/{job_id}/progress").json["state"] == "interrupted"
     assert "stopped after 3 of 4 rows; another worker goes on from there" in \
         html(wizard.get(f"/admin/import/{job_id}"))
+
+# ---------------------------------------------------------------- bounded files
+
+def _xlsx(rows) -> bytes:
+    import io as io_
+    from openpyxl import Workbook
+    book = Workbook()
+    for row in rows:
+        book.active.append(row)
+    out = io_.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def _with_dimension(content: bytes, ref: str) -> bytes:
+    """The workbook with its first sheet's <dimension> claiming `ref`."""
+    import io as io_
+    import zipfile
+    source, out = zipfile.ZipFile(io_.BytesIO(content)), io_.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = re.sub(rb'<dimension ref="[^"]*"', f'<dimension ref="{ref}"'.encode(), data)
+            target.writestr(info, data)
+    return out.getvalue()
+
+
+def test_a_file_too_large_to_import_is_refused_before_it_is_parsed(monkeypatch):
+    from engine.records import importfiles, transfer
+    from engine.records.importfiles import UploadRefused, read_upload, sniff
+    small = _xlsx([["name", "code"], ["Acme", "AC-1"]])
+    assert read_upload(small, sniff(small))[1] == [(2, ["Acme", "AC-1"])]
+    # the sheet says it has 1.5 M rows (a 1.3 MB workbook can): refused from its dimension
+    claimed = _with_dimension(small, "A1:B1500000")
+    with pytest.raises(UploadRefused) as refused:
+        read_upload(claimed, sniff(claimed))
+    assert (refused.value.status, refused.value.extra["key"]) == (413, "table_too_large")
+    assert "more than 1,000,000 rows" in refused.value.extra["params"]["detail"]
+    wide = _xlsx([[f"c{i}" for i in range(600)], list(range(600))])
+    with pytest.raises(UploadRefused, match="600 columns"):
+        read_upload(wide, sniff(wide))
+    # no dimension to trust, or a false one: the rows read are counted too (CSV as well)
+    monkeypatch.setattr(transfer, "MAX_ROWS", 3)
+    many = _with_dimension(_xlsx([["name"]] + [[f"n{i}"] for i in range(10)]), "A1")
+    with pytest.raises(UploadRefused, match="more than 3 rows"):
+        read_upload(many, sniff(many))
+    with pytest.raises(UploadRefused, match="more than 3 rows"):
+        read_upload(b"name\r\n" + b"".join(b"n%d\r\n" % i for i in range(10)), "csv")
+    # what the zip says its parts unpack to is read before anything is unpacked
+    monkeypatch.setattr(transfer, "MAX_UNPACKED_BYTES", 2000)
+    with pytest.raises(UploadRefused) as refused:
+        sniff(small)
+    assert refused.value.status == 413 and "at most 0 MB" in str(refused.value)
+    assert importfiles.sniff is sniff

@@ -385,6 +385,9 @@ STRINGS: dict[str, dict[str, str]] = {
                         "zh": "文件编码既不是 UTF-8 也不是 GBK/GB18030，请另存为 CSV UTF-8。"},
     "import_unreadable": {"en": "The file cannot be read: {detail}.",
                           "zh": "无法读取文件：{detail}。"},
+    "import_table_too_large": {"en": "The file is too large to import: {detail}. Split it into "
+                               "several files.",
+                         "zh": "文件过大，无法导入：{detail}。请拆分为多个文件。"},
     "import_no_header": {"en": "The first row must hold the column names.",
                          "zh": "第一行必须是列名。"},
     "import_no_rows": {"en": "The file has column names but no rows.",

@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 
 from engine.errors import BadRequest
-from engine.records.transfer import ImportRefused, read_table
+from engine.records.transfer import ImportRefused, TableTooLarge, check_xlsx_size, read_table
 
 # The column the rejected-rows file adds; the wizard ignores it when that file comes back.
 # Not an identifier (space, capital), so no field is ever named so.
@@ -47,6 +47,10 @@ def sniff(content: bytes) -> str:
         except zipfile.BadZipFile:
             raise UploadRefused("not_table", 415) from None
         if "xl/workbook.xml" in names:
+            try:
+                check_xlsx_size(io.BytesIO(content))
+            except TableTooLarge as exc:
+                raise UploadRefused("table_too_large", 413, detail=str(exc)) from None
             return "xlsx"
         raise UploadRefused("not_table", 415)  # a .docx, .pptx or plain zip archive
     if content.startswith(_OLE_MAGIC):
@@ -79,6 +83,8 @@ def read_upload(content: bytes, fmt: str) -> tuple[list[str], list[tuple[int, li
         path.write_bytes(content)
         try:
             header, rows = read_table(path)
+        except TableTooLarge as exc:
+            raise UploadRefused("table_too_large", 413, detail=str(exc)) from None
         except ImportRefused as exc:
             raise UploadRefused("unreadable", detail=str(exc)) from None
     if not any(h for h in header):

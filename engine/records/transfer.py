@@ -152,6 +152,18 @@ class ImportRefused(Exception):
     """The file as a whole cannot be imported (a column matches no field, unreadable file)."""
 
 
+class TableTooLarge(ImportRefused):
+    """The file holds more rows, columns or data than an import takes."""
+
+
+# what one file may hold, checked before (and while) it is parsed: a small XLSX can unpack to
+# millions of rows (a 1.3 MB file held 1.5 M), so the zip's declared sizes, the sheet's
+# declared dimension and the rows actually read are all bounded
+MAX_ROWS = 1_000_000
+MAX_COLUMNS = 500
+MAX_UNPACKED_BYTES = 300 * 1024 * 1024
+
+
 def read_table(path: Path, encoding: str | None = None,
                sheet: str | None = None) -> tuple[list[str], list[tuple[int, list]]]:
     """Return the header and (line number, cells) rows of a CSV or XLSX file."""
@@ -164,6 +176,7 @@ def read_table(path: Path, encoding: str | None = None,
     header = None
     start = 1
     for cells in reader:
+        _check_dimension(reader.line_num, len(cells))
         if header is None:
             header = cells
         elif any(c.strip() for c in cells):
@@ -188,8 +201,23 @@ def _decode(raw: bytes, encoding: str | None) -> str:
     raise ImportRefused("the file is neither UTF-8 nor GB18030/GBK; give --encoding")
 
 
+def check_xlsx_size(path_or_file) -> None:
+    """Refuse a workbook whose parts unpack to more than MAX_UNPACKED_BYTES (read from the
+    zip's directory: nothing is unpacked to know it)."""
+    import zipfile
+    try:
+        with zipfile.ZipFile(path_or_file) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except zipfile.BadZipFile:
+        raise ImportRefused("the file is not a readable XLSX workbook (not a zip)") from None
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise TableTooLarge(f"the workbook unpacks to {unpacked // 2 ** 20} MB; at most "
+                            f"{MAX_UNPACKED_BYTES // 2 ** 20} MB can be imported")
+
+
 def _read_xlsx(path: Path, sheet: str | None):
     from openpyxl import load_workbook
+    check_xlsx_size(path)
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a damaged file
@@ -197,8 +225,13 @@ def _read_xlsx(path: Path, sheet: str | None):
     if sheet is not None and sheet not in workbook.sheetnames:
         raise ImportRefused(f"no sheet '{sheet}' (sheets: {', '.join(workbook.sheetnames)})")
     ws = workbook[sheet] if sheet else workbook.worksheets[0]
+    _check_dimension(ws.max_row, ws.max_column)  # the sheet's own <dimension>, if it has one
+    # ...which is only a claim: read every row there is (a too small one would drop rows
+    # silently), counting them as they come
+    ws.reset_dimensions()
     header, rows = None, []
     for number, cells in enumerate(ws.iter_rows(values_only=True), start=1):
+        _check_dimension(number, len(cells))  # a missing or false <dimension> is no way round
         cells = ["" if c is None else c for c in cells]
         if header is None:
             header = [str(c).strip() for c in cells]
@@ -207,6 +240,15 @@ def _read_xlsx(path: Path, sheet: str | None):
     if header is None:
         raise ImportRefused("the sheet is empty")
     return header, rows
+
+
+def _check_dimension(rows: int | None, columns: int | None) -> None:
+    if rows is not None and rows > MAX_ROWS + 1:  # + the header
+        raise TableTooLarge(f"the sheet has more than {MAX_ROWS:,} rows; import at most "
+                            f"{MAX_ROWS:,} rows a file")
+    if columns is not None and columns > MAX_COLUMNS:
+        raise TableTooLarge(f"the sheet has {columns:,} columns; at most {MAX_COLUMNS} can be "
+                            "imported")
 
 
 def map_columns(entity: Entity, header: list[str]) -> list[str | None]:

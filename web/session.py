@@ -63,22 +63,13 @@ def secret_key(folder: str | None, engine=None, schema=None) -> str:
     shared = engine is not None and schema is not None
     kept = _folder_key(folder, make=not shared)
     if shared:
+        from engine.storage.runtimetables import shared_setting
         try:
-            return _database_key(engine, schema.engine["setting"], kept)
+            return shared_setting(engine, schema.engine["setting"], SETTING,
+                                  kept or secrets.token_urlsafe(48))
         except Exception:  # noqa: BLE001 - a database without the table (not migrated yet)
             pass
     return kept or secrets.token_urlsafe(48)
-
-
-def _database_key(engine, table, proposed: str | None) -> str:
-    import sqlalchemy as sa
-    from sqlalchemy.dialects import postgresql, sqlite
-    from engine.storage.database import is_sqlite, write_transaction
-    with write_transaction(engine) as conn:
-        insert = (sqlite.insert if is_sqlite(conn) else postgresql.insert)(table)
-        conn.execute(insert.values(name=SETTING, value=proposed or secrets.token_urlsafe(48))
-                     .on_conflict_do_nothing())
-        return conn.execute(sa.select(table.c.value).where(table.c.name == SETTING)).scalar_one()
 
 
 def _folder_key(folder: str | None, make: bool) -> str | None:

@@ -24,7 +24,6 @@ from functools import partial
 from typing import Callable
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.errors import Conflict, NotFound, RecordError, ValidationFailed
 from engine.expr import EvaluationError
@@ -32,7 +31,7 @@ from engine.records.access import SYSTEM, Caller
 from engine.records.values import Invalid, coerce
 from engine.registry.model import Action, Automation, Entity
 from engine.storage import leases
-from engine.storage.database import AFTER_COMMIT, after_commit, is_sqlite, write_transaction
+from engine.storage.database import AFTER_COMMIT, after_commit, insert_or_merge, write_transaction
 
 UTC = dt.timezone.utc
 MAX_DEPTH = 8
@@ -215,7 +214,7 @@ class Automations:
     def open_tick(self, name: str, tick: dt.datetime, now: dt.datetime) -> bool:
         """Write the tick of automation `name` unless it exists; return whether this did."""
         with write_transaction(self.service.engine) as conn:
-            insert = (sqlite.insert if is_sqlite(conn) else postgresql.insert)(self.ticks)
+            insert = insert_or_merge(conn, self.ticks)
             return conn.execute(insert.values(
                 automation=name, tick_at=tick, started_at=now, matched=0, failed=0, last_id=0)
                 .on_conflict_do_nothing().returning(self.ticks.c.automation)).first() is not None
@@ -235,7 +234,7 @@ class Automations:
         with write_transaction(self.service.engine) as conn:
             claimed = conn.execute(t.update().where(*key, t.c.finished_at.is_(None),
                                                     leases.free(t, at))
-                                   .values(lease_owner=owner, lease_until=_lease_end())).rowcount
+                                   .values(lease_owner=owner, lease_until=leases.lease_end())).rowcount
             last_id = conn.execute(sa.select(t.c.last_id).where(*key)).scalar() if claimed \
                 else None
         if not claimed:
@@ -299,7 +298,7 @@ class Automations:
         t = self.ticks
         moved = conn.execute(t.update().where(*key, t.c.lease_owner == owner).values(
             last_id=record_id, matched=t.c.matched + matched, failed=t.c.failed + failed,
-            lease_until=_lease_end())).rowcount
+            lease_until=leases.lease_end())).rowcount
         if moved != 1:  # another worker took the tick over: this record's work is undone
             raise _LeaseLost()
 
@@ -317,10 +316,6 @@ def _ask_for_mail(service) -> None:
 
 class _LeaseLost(Exception):
     """The tick's claim passed to another worker; stop without writing."""
-
-
-def _lease_end() -> dt.datetime:
-    return dt.datetime.now(UTC) + dt.timedelta(seconds=leases.lease_seconds())
 
 
 def current_tick(automation: Automation, now: dt.datetime) -> dt.datetime | None:

@@ -21,20 +21,16 @@ import sqlalchemy as sa
 from engine.errors import BadRequest, NotFound, RecordError
 from engine.records.access import Caller
 from engine.records.listing import parse_query
+from engine.records.service import now
 from engine.records.transfer import export_rows, labelled_header, write_csv, write_xlsx
 from engine.storage import leases
 from engine.storage.database import after_commit, write_transaction
 
-UTC = dt.timezone.utc
 INLINE_ROWS = 5000  # a list with more records than this is exported in the background
 KEPT = dt.timedelta(days=2)
 PROGRESS_EVERY = 0.5
 MIME = {"csv": "text/csv; charset=utf-8",
         "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(UTC)
 
 
 class ExportJobs:
@@ -146,7 +142,7 @@ class ExportJobs:
         return out.getvalue()
 
     def _progress(self, export_id: int, owner: str, done: int) -> None:
-        self._end(export_id, owner, done_rows=done, lease_until=_lease_end())
+        self._end(export_id, owner, done_rows=done, lease_until=leases.lease_end())
 
     def _end(self, export_id: int, owner: str, **values) -> bool:
         j = self.jobs
@@ -184,7 +180,3 @@ class _Counted:
             self.report(self.count)
             self.reported = time.monotonic()
         return row
-
-
-def _lease_end() -> dt.datetime:
-    return now() + dt.timedelta(seconds=leases.lease_seconds())

@@ -335,7 +335,7 @@ class ImportJobs:
     def _heartbeat(self, job_id: int, owner: str, done: int | None) -> None:
         """Renew the lease of a running job, and show `done` rows (outside the import's own
         transactions: an all-or-nothing run writes its rows in one that ends last)."""
-        values = {"lease_until": _lease_end(), "updated_at": now()}
+        values = {"lease_until": leases.lease_end(), "updated_at": now()}
         if done is not None:
             values["done_rows"] = done
         with write_transaction(self.service.engine) as conn:
@@ -362,7 +362,7 @@ class _Checkpoint:
                              .values(done_rows=position, created=j.c.created + batch.created,
                                      updated=j.c.updated + batch.updated,
                                      rejected=j.c.rejected + len(batch.rejected),
-                                     lease_until=_lease_end(), updated_at=now())).rowcount
+                                     lease_until=leases.lease_end(), updated_at=now())).rowcount
         if moved != 1:
             raise _LeaseLost()
         if batch.rejected:
@@ -395,10 +395,6 @@ class _Progress:
         if self.write and time.monotonic() - self.written_at >= PROGRESS_EVERY:
             self.jobs._heartbeat(self.job_id, self.owner, self.done)
             self.written_at = time.monotonic()
-
-
-def _lease_end() -> dt.datetime:
-    return now() + dt.timedelta(seconds=leases.lease_seconds())
 
 
 def _admin(caller: Caller) -> None:

@@ -18,14 +18,13 @@ import socket
 import threading
 
 import dramatiq
-from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.runtime.context import Runtime
 from engine.runtime.embedded import release_claims
 from engine.runtime.queue import QUEUES, JobQueue, broker_namespace, make_broker
 from engine.runtime.runner import JobRunner
 from engine.runtime.scheduler import Scheduler
-from engine.storage.database import is_sqlite, write_transaction
+from engine.storage.database import insert_or_merge, write_transaction
 
 log = logging.getLogger("crm.worker")
 UTC = dt.timezone.utc
@@ -114,8 +113,7 @@ class WorkerProcess:
                   "jobs_done": self.runner.done, "jobs_failed": self.runner.failed,
                   "stopped_at": at if stopped else None}
         with write_transaction(service.engine) as conn:
-            insert = (sqlite.insert if is_sqlite(conn) else postgresql.insert)(table)
-            conn.execute(insert.values(
+            conn.execute(insert_or_merge(conn, table).values(
                 id=self.runtime.identity, host=socket.gethostname()[:255], pid=os.getpid(),
                 kind=self.kind, queues=list(self.queues) if self.consume else [],
                 started_at=at, **values).on_conflict_do_update(

@@ -102,5 +102,12 @@ def after_commit(connection: sa.Connection, callback: Callable[[], None]) -> Non
     connection.info.setdefault(AFTER_COMMIT, []).append(callback)
 
 
+def insert_or_merge(connection: sa.Connection, table: sa.Table):
+    """An INSERT of the connection's dialect, which has `on_conflict_do_nothing` and
+    `on_conflict_do_update` (both databases spell them alike)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+    return (sqlite.insert if is_sqlite(connection) else postgresql.insert)(table)
+
+
 def is_sqlite(engine: sa.Engine | sa.Connection) -> bool:
     return engine.dialect.name == "sqlite"

@@ -17,9 +17,7 @@ import socket
 import uuid
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-
-from engine.storage.database import is_sqlite, write_transaction
+from engine.storage.database import insert_or_merge, is_sqlite, write_transaction
 
 UTC = dt.timezone.utc
 LEASE_ENV = "CRM_LEASE_SECONDS"
@@ -38,6 +36,11 @@ def now() -> dt.datetime:
     return dt.datetime.now(UTC)
 
 
+def lease_end(at: dt.datetime | None = None, seconds: float | None = None) -> dt.datetime:
+    """When a claim made (or renewed) at `at` runs out."""
+    return (at or now()) + dt.timedelta(seconds=seconds or lease_seconds())
+
+
 def new_identity() -> str:
     """A name for this process that no other process, here or elsewhere, will have."""
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:10]}"
@@ -54,7 +57,7 @@ def claim_rows(conn: sa.Connection, table: sa.Table, conditions: list, owner: st
 
     Rows another transaction has locked are skipped, not waited for, so N workers claiming
     at once each get different rows."""
-    until = at + dt.timedelta(seconds=lease_seconds())
+    until = lease_end(at)
     pick = sa.select(table.c.id).where(*conditions, free(table, at)) \
         .order_by(order_by if order_by is not None else table.c.id).limit(limit)
     if not is_sqlite(conn):
@@ -73,7 +76,7 @@ def claim_job(engine: sa.Engine, table: sa.Table, job_id, owner: str, **values) 
         return conn.execute(table.update().where(
             table.c.id == job_id, table.c.status.in_(("queued", "running")), free(table, at))
             .values(status="running", lease_owner=owner,
-                    lease_until=at + dt.timedelta(seconds=lease_seconds()), updated_at=at,
+                    lease_until=lease_end(at), updated_at=at,
                     **values)).rowcount == 1
 
 
@@ -81,7 +84,7 @@ def renew(conn: sa.Connection, table: sa.Table, ids: list, owner: str) -> int:
     """Extend this owner's leases on `ids`; return how many it still held."""
     if not ids:
         return 0
-    until = now() + dt.timedelta(seconds=lease_seconds())
+    until = lease_end()
     return conn.execute(table.update().where(table.c.id.in_(ids), table.c.lease_owner == owner)
                         .values(lease_until=until)).rowcount
 
@@ -95,7 +98,7 @@ class Singleton:
     def take(self, name: str, owner: str, seconds: float | None = None) -> bool:
         """Take (or renew) the lease `name` for `owner`; False while another holds it."""
         at = now()
-        until = at + dt.timedelta(seconds=seconds or lease_seconds())
+        until = lease_end(at, seconds)
         table = self.table
         with write_transaction(self.engine) as conn:
             taken = conn.execute(table.update().where(
@@ -103,7 +106,7 @@ class Singleton:
                 .values(owner=owner, until=until)).rowcount
             if taken:
                 return True
-            insert = (sqlite.insert if is_sqlite(conn) else postgresql.insert)(table)
+            insert = insert_or_merge(conn, table)
             # RETURNING, not rowcount: an INSERT's rowcount is -1 through psycopg's batches
             return conn.execute(insert.values(name=name, owner=owner, until=until)
                                 .on_conflict_do_nothing().returning(table.c.name)).first() \
@@ -113,7 +116,3 @@ class Singleton:
         with write_transaction(self.engine) as conn:
             conn.execute(self.table.delete().where(self.table.c.name == name,
                                                    self.table.c.owner == owner))
-
-    def release_all(self, owner: str) -> int:
-        with write_transaction(self.engine) as conn:
-            return conn.execute(self.table.delete().where(self.table.c.owner == owner)).rowcount

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from engine.storage.database import insert_or_merge, write_transaction
+
 
 def runtime_tables(metadata: sa.MetaData, id_type, datetime_type) -> dict[str, sa.Table]:
     """Define the runtime's tables (after crm_user: exports and rejections refer to it)."""
@@ -85,3 +87,12 @@ def runtime_tables(metadata: sa.MetaData, id_type, datetime_type) -> dict[str, s
     return {"lease": lease, "worker": worker, "job_failure": job_failure,
             "import_rejection": import_rejection, "export_job": export_job,
             "setting": setting}
+
+
+def shared_setting(engine: sa.Engine, table: sa.Table, name: str, proposed: str) -> str:
+    """The site's value of setting `name` (crm_setting): `proposed` when this process is the
+    first to ask, else what the first one stored; every process and machine gets the same."""
+    with write_transaction(engine) as conn:
+        conn.execute(insert_or_merge(conn, table).values(name=name, value=proposed)
+                     .on_conflict_do_nothing())
+        return conn.execute(sa.select(table.c.value).where(table.c.name == name)).scalar_one()
